@@ -1,0 +1,315 @@
+"""Run a PyTorch object and a Keras object on the same input and compare.
+
+`compare` returns a `ParityReport`; `assert_parity` raises `ParityError`
+naming the worst output path. Inputs and initial states are given in the
+torch object's own layout (time-major unless `batch_first=True`); the Keras
+side gets the same numbers in batch-major layout, and its results are put
+back into PyTorch's layout (`h_n` as `(num_layers * num_directions, batch,
+hidden)`) before they are compared.
+
+A Keras recurrent layer that does not itself return sequences and states is
+run as a clone with `return_sequences=True, return_state=True` and the same
+weights, so that every final state can be compared.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import torch
+
+from parity import recurrent
+from parity.dtypes import dtype_name
+from parity.errors import ConversionError, ParityError
+from parity.naming import slot_label
+from parity.stacked import TorchRNN
+from parity.tolerance import diff_arrays
+
+
+@dataclasses.dataclass
+class ParityReport:
+    """The element-wise comparison of every output of both sides.
+
+    Attributes:
+        outputs: `{name: OutputDiff}` in order (`outputs`, `h_n`, `c_n`, or
+            `h`, `c` for cells), the per-output breakdown.
+        atol, rtol: the tolerance the `ok` flags were computed with.
+        torch_label, keras_label: what was compared.
+        slot_labels: for the state outputs, the (layer, direction) of each
+            leading index, so the worst element can be named.
+    """
+
+    outputs: dict
+    atol: float
+    rtol: float
+    torch_label: str = ""
+    keras_label: str = ""
+    slot_labels: list = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, name):
+        return self.outputs[name]
+
+    @property
+    def max_abs_error(self):
+        return max((d.max_abs_error for d in self.outputs.values()), default=0.0)
+
+    @property
+    def max_rel_error(self):
+        return max((d.max_rel_error for d in self.outputs.values()), default=0.0)
+
+    @property
+    def ok(self):
+        return all(d.ok for d in self.outputs.values())
+
+    @property
+    def worst(self):
+        """The `OutputDiff` that fails worst (or has the largest error)."""
+        failing = [d for d in self.outputs.values() if not d.ok]
+        pool = failing or list(self.outputs.values())
+        return max(pool, key=lambda d: d.max_abs_error)
+
+    def path(self, diff):
+        """`"h_n[1]"` plus the layer and direction for a state output's worst element."""
+        if diff.name in ("h_n", "c_n") and diff.worst_index and self.slot_labels:
+            k = diff.worst_index[0]
+            return f"{diff.name}[{k}] ({self.slot_labels[k]})"
+        return diff.name
+
+    def __str__(self):
+        header = f"parity: {self.torch_label} vs {self.keras_label} (atol={self.atol:g}, rtol={self.rtol:g})"
+        rows = [("output", "shape", "max abs err", "max rel err", "worst at", "ok")]
+        for d in self.outputs.values():
+            rows.append((
+                d.name,
+                str(d.shape),
+                f"{d.max_abs_error:.3g}",
+                f"{d.max_rel_error:.3g}",
+                str(list(d.worst_index)) + (f" {d.note}" if d.note else "")
+                + (f" NaN mismatches: {d.nan_mismatches}" if d.nan_mismatches else ""),
+                "yes" if d.ok else "NO",
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [header]
+        for i, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        verdict = "PASS" if self.ok else f"FAIL at {self.path(self.worst)}"
+        lines.append(
+            f"max abs error {self.max_abs_error:.3g}, max rel error "
+            f"{self.max_rel_error:.3g}: {verdict}"
+        )
+        return "\n".join(lines)
+
+
+def _torch_dtype(module):
+    return next(module.parameters()).dtype
+
+
+def _as_input(x, what):
+    array = np.asarray(x)
+    if array.dtype == object:
+        raise ConversionError(f"{what} must be a numeric array. Received: dtype=object")
+    return np.ascontiguousarray(array)
+
+
+def _numpy(t):
+    return keras.ops.convert_to_numpy(t) if not isinstance(t, torch.Tensor) else t.detach().cpu().numpy()
+
+
+def _with_sequences_and_state(unit):
+    """`unit` itself if it returns sequences and states, else a clone that does."""
+    if isinstance(unit, keras.layers.Dropout):
+        return unit
+    inner = unit.forward_layer if isinstance(unit, keras.layers.Bidirectional) else unit
+    if inner.return_sequences and inner.return_state:
+        return unit
+
+    def clone(layer):
+        config = layer.get_config()
+        config.update(return_sequences=True, return_state=True)
+        return type(layer).from_config(config)
+
+    if isinstance(unit, keras.layers.Bidirectional):
+        copy = keras.layers.Bidirectional(
+            clone(unit.forward_layer), backward_layer=clone(unit.backward_layer),
+            merge_mode=unit.merge_mode, dtype=unit.dtype_policy,
+        )
+        features = unit.forward_layer.cell.kernel.shape[0]
+    else:
+        copy = clone(unit)
+        features = unit.cell.kernel.shape[0]
+    copy.build((None, None, features))
+    copy.set_weights(unit.get_weights())
+    return copy
+
+
+def run_keras_recurrent(keras_obj, x_batch_major, states):
+    """Runs a Keras recurrent layer/stack; returns `[outputs, h_n(, c_n)]` as numpy."""
+    if isinstance(keras_obj, TorchRNN):
+        result = keras_obj(x_batch_major, initial_state=states, training=False)
+    else:
+        structure = recurrent.keras_structure(keras_obj)
+        units = [_with_sequences_and_state(u) for u in structure.units]
+        result = recurrent.run_stack_layers(
+            units, x_batch_major, None if states is None else tuple(states), training=False
+        )
+    return [_numpy(r) for r in result]
+
+
+def _compare_recurrent_layer(module, keras_obj, x, initial_state):
+    spec = recurrent.torch_spec(module)
+    states = recurrent.split_torch_state(spec, initial_state)
+    dtype = _torch_dtype(module)
+    x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype_name(dtype)))
+    torch_states = None
+    if states is not None:
+        torch_states = tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=dtype_name(dtype))) for s in states)
+    with torch.no_grad():
+        if torch_states is None:
+            out, final = module(x_t)
+        else:
+            out, final = module(x_t, torch_states if len(torch_states) > 1 else torch_states[0])
+    finals = final if isinstance(final, tuple) else (final,)
+    torch_results = [out.numpy()] + [f.numpy() for f in finals]
+
+    x_np = x_t.numpy()
+    x_bm = x_np if module.batch_first else np.swapaxes(x_np, 0, 1)
+    keras_states = None if torch_states is None else [s.numpy() for s in torch_states]
+    keras_results = run_keras_recurrent(keras_obj, x_bm, keras_states)
+    if not module.batch_first:
+        keras_results[0] = np.swapaxes(keras_results[0], 0, 1)
+    names = ["outputs"] + [f"{s}_n" for s in spec.family.STATES]
+    labels = [slot_label(layer, reverse) for layer, reverse in spec.slots()]
+    return names, torch_results, keras_results, labels
+
+
+def _compare_recurrent_cell(cell, keras_cell, x, initial_state):
+    spec = recurrent.torch_spec(cell)
+    dtype = _torch_dtype(cell)
+    x = np.ascontiguousarray(x, dtype=dtype_name(dtype))
+    if x.ndim not in (2, 3):
+        raise ConversionError(
+            f"nn.{type(cell).__name__}: x must be (batch, input_size) for one step "
+            f"or (time, batch, input_size) for a loop over steps. Received: shape={x.shape}"
+        )
+    steps = x if x.ndim == 3 else x[None]
+    batch = steps.shape[1]
+    n_states = len(spec.family.STATES)
+    states = recurrent.split_torch_state(spec, initial_state)
+    if states is None:
+        states = tuple(np.zeros((batch, spec.hidden_size), dtype=x.dtype) for _ in range(n_states))
+    states = tuple(np.ascontiguousarray(s, dtype=x.dtype) for s in states)
+    torch_state = tuple(torch.from_numpy(s) for s in states)
+    keras_state = [keras.ops.convert_to_tensor(s) for s in states]
+    torch_steps, keras_steps = [], []
+    with torch.no_grad():
+        for step in steps:
+            result = cell(torch.from_numpy(step), torch_state if n_states > 1 else torch_state[0])
+            torch_state = result if isinstance(result, tuple) else (result,)
+            torch_steps.append(torch_state[0].numpy())
+            _, keras_state = keras_cell(keras.ops.convert_to_tensor(step), keras_state, training=False)
+            keras_state = list(keras_state) if isinstance(keras_state, (list, tuple)) else [keras_state]
+            keras_steps.append(_numpy(keras_state[0]))
+    names = list(spec.family.STATES)
+    torch_results = [s.numpy() for s in torch_state]
+    keras_results = [_numpy(s) for s in keras_state]
+    if x.ndim == 3:
+        names = ["outputs"] + names
+        torch_results = [np.stack(torch_steps)] + torch_results
+        keras_results = [np.stack(keras_steps)] + keras_results
+    return names, torch_results, keras_results, []
+
+
+def _compare_plain(module, layer, x, initial_state):
+    if initial_state is not None:
+        raise ConversionError(
+            f"nn.{type(module).__name__} has no state. Received: an initial_state"
+        )
+    if isinstance(module, torch.nn.Embedding):
+        if not np.issubdtype(np.asarray(x).dtype, np.integer):
+            raise ConversionError(
+                f"nn.Embedding takes integer indices. Received: dtype={np.asarray(x).dtype}"
+            )
+        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
+    else:
+        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype_name(_torch_dtype(module))))
+    with torch.no_grad():
+        expected = module(x_t).numpy()
+    actual = _numpy(layer(x_t.numpy()))
+    return ["outputs"], [expected], [actual], []
+
+
+def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
+    """Runs both objects on `x` and compares every output and final state.
+
+    Args:
+        torch_obj: a supported torch module (run in eval mode, no grad).
+        keras_obj: the Keras counterpart (run with `training=False`).
+        x: numpy input in the torch object's layout: `(time, batch, features)`,
+            or `(batch, time, features)` when `batch_first=True`; for cells
+            `(batch, features)` for one step or `(time, batch, features)` for a
+            loop; integer indices for `Embedding`.
+        initial_state: `h0`, or `(h0, c0)` for LSTM, in PyTorch's layout.
+        atol, rtol: the tolerance the report's `ok` flags use.
+
+    Returns:
+        A `ParityReport`.
+
+    Example:
+
+    >>> lstm = torch.nn.LSTM(3, 5, num_layers=2)
+    >>> report = parity.compare(lstm, parity.to_keras(lstm), np.ones((7, 2, 3)))
+    >>> print(report)      # a table: outputs, h_n, c_n
+    """
+    from parity.convert import keras_side, torch_side
+
+    x = _as_input(x, "x")
+    tside = torch_side(torch_obj)
+    kside = keras_side(keras_obj)
+    was_training = torch_obj.training
+    torch_obj.eval()
+    try:
+        if isinstance(tside.spec, recurrent.RecurrentSpec):
+            if tside.spec.cell:
+                run = _compare_recurrent_cell
+            else:
+                run = _compare_recurrent_layer
+        else:
+            run = _compare_plain
+        names, expected, actual, labels = run(torch_obj, keras_obj, x, initial_state)
+    finally:
+        torch_obj.train(was_training)
+    outputs = {
+        name: diff_arrays(name, a, e, atol, rtol)
+        for name, a, e in zip(names, actual, expected)
+    }
+    return ParityReport(
+        outputs=outputs, atol=atol, rtol=rtol, torch_label=f"{tside.label} {tside.spec}",
+        keras_label=kside.label, slot_labels=labels,
+    )
+
+
+def assert_parity(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
+    """`compare`, raising `ParityError` (an `AssertionError`) when anything differs.
+
+    The message names the worst output path, e.g.
+    `h_n[1] (layer 0, backward): max abs diff 3e-04 > atol 1e-05 + rtol 1e-05 * |expected|`,
+    followed by the whole report.
+
+    Returns:
+        The `ParityReport` when every output is within tolerance.
+    """
+    report = compare(torch_obj, keras_obj, x, initial_state=initial_state, atol=atol, rtol=rtol)
+    if not report.ok:
+        worst = report.worst
+        detail = worst.note or (
+            f"at index {list(worst.worst_index)}: keras {worst.actual_at_worst!r}, "
+            f"torch {worst.expected_at_worst!r}"
+        )
+        raise ParityError(
+            f"{report.path(worst)}: max abs diff {worst.max_abs_error:.3g} > atol "
+            f"{atol:g} + rtol {rtol:g} * |expected| ({detail})\n{report}",
+            report,
+        )
+    return report

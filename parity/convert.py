@@ -1,0 +1,203 @@
+"""`to_keras`, `to_torch` and `copy_weights`: one path for every layer type.
+
+Each object is read as a `Side`: its spec (the architecture, in PyTorch's
+terms), its writable weights by key, and the function that maps its arrays
+into the other framework's keys and layouts. A copy checks the two specs,
+maps the arrays, validates every key, shape and dtype, and only then writes.
+"""
+
+import dataclasses
+from typing import Callable
+
+import keras
+import torch
+
+from parity import plain, recurrent
+from parity.errors import ConversionError
+from parity.plan import execute_plan, is_keras, is_torch
+from parity.registry import PLAIN, PLAIN_TYPES, RECURRENT_TYPES, lookup_type
+
+
+@dataclasses.dataclass
+class Side:
+    """One side of a conversion.
+
+    Attributes:
+        framework: `"torch"` or `"keras"`.
+        label: how errors name the object.
+        spec: a `RecurrentSpec` or `PlainSpec`.
+        targets: `{key: parameter or variable}` in this side's own keys.
+        to_other: `{key: array}` of this side -> the other side's keys and layouts.
+    """
+
+    framework: str
+    label: str
+    spec: object
+    targets: dict
+    to_other: Callable
+
+    def arrays(self):
+        return {
+            key: keras.ops.convert_to_numpy(t).copy() if self.framework == "keras"
+            else t.detach().cpu().numpy().copy()
+            for key, t in self.targets.items()
+        }
+
+
+def _supported_torch_names():
+    return ", ".join(sorted(
+        f"nn.{cls.__name__}" for cls in [*PLAIN_TYPES, *RECURRENT_TYPES]
+        if issubclass(cls, torch.nn.Module)
+    ))
+
+
+def torch_side(module):
+    found = lookup_type(module)
+    if found is None or not is_torch(module):
+        raise ConversionError(
+            f"{type(module).__name__} is not a layer parity converts (supported: "
+            f"{_supported_torch_names()}). Received: {type(module).__module__}."
+            f"{type(module).__name__}"
+        )
+    family, role = found
+    label = f"nn.{type(module).__name__}"
+    if role == "plain":
+        return Side("torch", label, family.torch_spec(module),
+                    dict(module.named_parameters()), family.torch_to_keras)
+    spec = recurrent.torch_spec(module)
+    return Side(
+        "torch", label, spec, recurrent.torch_targets(module),
+        lambda arrays: recurrent.torch_to_keras_arrays(spec, arrays),
+    )
+
+
+def keras_side(obj):
+    if not is_keras(obj):
+        raise ConversionError(
+            f"{type(obj).__name__} is not a Keras layer, model or list of layers. "
+            f"Received: {type(obj).__module__}.{type(obj).__name__}"
+        )
+    found = None if isinstance(obj, (list, tuple)) else lookup_type(obj)
+    if found is not None and found[1] == "plain":
+        module = found[0]
+        spec = module.keras_spec(obj)
+        return Side("keras", f"{type(obj).__name__} {obj.name!r}", spec,
+                    module.keras_targets(obj), module.keras_to_torch)
+    structure = recurrent.keras_structure(obj)
+    spec = structure.spec
+    label = (
+        "a list of Keras layers" if isinstance(obj, (list, tuple))
+        else f"{type(obj).__name__} {obj.name!r}"
+    )
+    return Side(
+        "keras", label, spec, recurrent.keras_targets(structure),
+        lambda arrays: recurrent.keras_to_torch_arrays(spec, arrays),
+    )
+
+
+def side_of(obj):
+    """The `Side` of a torch module or a Keras object."""
+    if is_torch(obj):
+        return torch_side(obj)
+    return keras_side(obj)
+
+
+def _check_architectures(src, dst):
+    if type(src.spec) is not type(dst.spec) or src.spec.kind != dst.spec.kind:
+        raise ConversionError(
+            f"Cannot copy {src.label} into {dst.label}: they are different layer "
+            f"types ({src.spec} vs {dst.spec}). Received: source kind "
+            f"{src.spec.kind!r}, destination kind {dst.spec.kind!r}"
+        )
+    module = recurrent if isinstance(src.spec, recurrent.RecurrentSpec) else plain
+    differences = module.architecture_differences(src.spec, dst.spec)
+    if differences:
+        raise ConversionError(
+            f"Cannot copy {src.label} into {dst.label}: the architectures differ; "
+            f"nothing was written.\n  source:      {src.spec}\n  destination: "
+            f"{dst.spec}\n  " + "\n  ".join(differences)
+            + f"\nReceived: {'; '.join(differences)}"
+        )
+
+
+def copy_weights(src, dst):
+    """Copies every weight of `src` into `dst`, between PyTorch and Keras.
+
+    Either direction. The architectures must match (`ConversionError`
+    otherwise); every key, shape and dtype is checked before the first
+    write, so a failed copy leaves `dst` unchanged.
+
+    Args:
+        src: a torch module or a Keras layer / model / list of layers.
+        dst: an object of the other framework, built, with the same architecture.
+
+    Returns:
+        `dst`.
+
+    Example:
+
+    >>> lstm = torch.nn.LSTM(3, 5)
+    >>> layer = keras.layers.LSTM(5, return_sequences=True, return_state=True)
+    >>> layer.build((None, None, 3))
+    >>> parity.copy_weights(lstm, layer)
+    """
+    src_side, dst_side = side_of(src), side_of(dst)
+    if src_side.framework == dst_side.framework:
+        raise ConversionError(
+            f"copy_weights copies between PyTorch and Keras; both objects are "
+            f"{src_side.framework}. Received: {src_side.label} and {dst_side.label}"
+        )
+    _check_architectures(src_side, dst_side)
+    arrays = src_side.to_other(src_side.arrays())
+    execute_plan(arrays, dst_side.targets, dst_side.label)
+    return dst
+
+
+def _build(spec, framework):
+    if isinstance(spec, recurrent.RecurrentSpec):
+        return recurrent.build_keras(spec) if framework == "keras" else recurrent.build_torch(spec)
+    module = PLAIN[spec.kind]
+    return module.build_keras(spec) if framework == "keras" else module.build_torch(spec)
+
+
+def to_keras(torch_module):
+    """A new, built Keras object computing what `torch_module` computes.
+
+    - `nn.RNNCell/LSTMCell/GRUCell` -> `SimpleRNNCell/LSTMCell/GRUCell`.
+    - one-layer, one-direction `nn.RNN/LSTM/GRU` -> `SimpleRNN/LSTM/GRU` with
+      `return_sequences=True, return_state=True` (batch-major input).
+    - more layers or `bidirectional=True` -> `TorchRNN`, a Keras model of the
+      standard layers returning `[outputs, h_n(, c_n)]` in PyTorch's layout.
+    - `nn.Embedding` -> `Embedding`, `nn.Linear` -> `Dense`.
+
+    Example:
+
+    >>> keras_gru = parity.to_keras(torch.nn.GRU(4, 8, batch_first=True))
+    >>> outputs, h = keras_gru(np.zeros((2, 5, 4), "float32"))
+    """
+    side = torch_side(torch_module)
+    keras_obj = _build(side.spec, "keras")
+    copy_weights(torch_module, keras_obj)
+    return keras_obj
+
+
+def to_torch(keras_obj):
+    """A new torch module computing what `keras_obj` computes.
+
+    Keras cells -> torch cells; `SimpleRNN/LSTM/GRU` -> `nn.RNN/LSTM/GRU(batch_first=True)`;
+    `Bidirectional(merge_mode="concat")` -> `bidirectional=True`; a stack of
+    same-type recurrent layers (`keras.Sequential`, a list, or the `TorchRNN`
+    that `to_keras` builds) -> one `num_layers=N` module; `Embedding`,
+    `Dense` (linear) -> `nn.Embedding`, `nn.Linear`. The single Keras bias of
+    SimpleRNN/LSTM goes into `bias_ih`, zeros into `bias_hh`.
+
+    Example:
+
+    >>> layer = keras.layers.LSTM(8)
+    >>> layer.build((None, None, 4))
+    >>> torch_lstm = parity.to_torch(layer)   # nn.LSTM(4, 8, batch_first=True)
+    """
+    side = keras_side(keras_obj)
+    module = _build(side.spec, "torch")
+    copy_weights(keras_obj, module)
+    return module

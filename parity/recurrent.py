@@ -1,0 +1,588 @@
+"""Shared machinery for the recurrent families (SimpleRNN, LSTM, GRU).
+
+The family modules (`simple_rnn.py`, `lstm.py`, `gru.py`) hold what differs:
+gate order, bias layout and the options each side supports. This module
+holds what is the same for all three:
+
+- `RecurrentSpec`, the architecture in PyTorch's terms, read off either side;
+- the key mapping: which PyTorch name and which Keras variable each weight
+  of each (layer, direction) slot has;
+- building a fresh object on either side from a spec;
+- running either side on the same input, with PyTorch's state layout.
+"""
+
+import dataclasses
+import warnings
+
+import keras
+import numpy as np
+import torch
+
+from parity.dtypes import dtype_name, single_dtype
+from parity.errors import ConversionError
+from parity.naming import (
+    KERAS_RECURRENT_WEIGHTS,
+    TORCH_RECURRENT_WEIGHTS,
+    keras_weight_key,
+    slot_label,
+    torch_param_name,
+)
+from parity.registry import RECURRENT, lookup_type
+
+
+
+# Fields that must agree for `copy_weights`; `dropout` has no weights and is
+# only a training-time difference, so it is not compared.
+ARCHITECTURE_FIELDS = (
+    "kind",
+    "cell",
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "bidirectional",
+    "bias",
+    "activation",
+    "dtype",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentSpec:
+    """A recurrent cell or layer stack, in PyTorch's terms.
+
+    `activation` is the SimpleRNN nonlinearity (`"tanh"` or `"relu"`); LSTM
+    and GRU always use tanh/sigmoid.
+    """
+
+    kind: str
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    bias: bool = True
+    activation: str = "tanh"
+    dropout: float = 0.0
+    dtype: str = "float32"
+    cell: bool = False
+
+    @property
+    def family(self):
+        return RECURRENT[self.kind]
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def slots(self):
+        """`(layer, reverse)` pairs in PyTorch's order: layer-major, forward first.
+
+        A cell has the single slot `(None, False)`.
+        """
+        if self.cell:
+            return [(None, False)]
+        return [
+            (layer, reverse)
+            for layer in range(self.num_layers)
+            for reverse in ((False, True) if self.bidirectional else (False,))
+        ]
+
+    def __str__(self):
+        name = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.kind]
+        name += "Cell" if self.cell else ""
+        parts = [f"input_size={self.input_size}", f"hidden_size={self.hidden_size}"]
+        if not self.cell:
+            parts.append(f"num_layers={self.num_layers}")
+            parts.append(f"bidirectional={self.bidirectional}")
+        parts.append(f"bias={self.bias}")
+        if self.kind == "rnn":
+            parts.append(f"nonlinearity={self.activation!r}")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        parts.append(self.dtype)
+        return f"{name}({', '.join(parts)})"
+
+
+def architecture_differences(src, dst):
+    """Lines `field: source X, destination Y` for every field that differs."""
+    return [
+        f"{field}: source {getattr(src, field)!r}, destination {getattr(dst, field)!r}"
+        for field in ARCHITECTURE_FIELDS
+        if getattr(src, field) != getattr(dst, field)
+    ]
+
+
+# --------------------------------------------------------------------------
+# PyTorch side
+# --------------------------------------------------------------------------
+
+
+def torch_spec(module):
+    """Reads a `RecurrentSpec` off `nn.RNN/LSTM/GRU` or their cells."""
+    family, role = lookup_type(module)
+    name = type(module).__name__
+    if getattr(module, "proj_size", 0):
+        raise ConversionError(
+            f"{name}: proj_size={module.proj_size} (projected LSTM) has no Keras "
+            f"equivalent yet. Received: proj_size={module.proj_size}"
+        )
+    dtype = single_dtype([p.dtype for p in module.parameters()], name, ConversionError)
+    options = family.torch_options(module)
+    cell = role == "cell"
+    return RecurrentSpec(
+        kind=family.KIND,
+        input_size=module.input_size,
+        hidden_size=module.hidden_size,
+        num_layers=1 if cell else module.num_layers,
+        bidirectional=False if cell else module.bidirectional,
+        bias=module.bias,
+        activation=options.get("activation", "tanh"),
+        dropout=0.0 if cell else float(module.dropout),
+        dtype=dtype,
+        cell=cell,
+    )
+
+
+def torch_weight_arrays(module):
+    """`{torch name: numpy array}` of a torch module's parameters (a copy)."""
+    return {
+        name: param.detach().cpu().numpy().copy()
+        for name, param in module.named_parameters()
+    }
+
+
+def torch_targets(module):
+    """`{torch name: parameter}`, what a copy into `module` writes."""
+    return dict(module.named_parameters())
+
+
+def expected_torch_names(spec):
+    names = []
+    for layer, reverse in spec.slots():
+        for weight in TORCH_RECURRENT_WEIGHTS:
+            if weight.startswith("bias") and not spec.bias:
+                continue
+            names.append(torch_param_name(weight, layer, reverse))
+    return names
+
+
+def build_torch(spec, batch_first=True):
+    """A fresh torch module for `spec`; layers are `batch_first=True` like Keras."""
+    family = spec.family
+    kwargs = family.torch_kwargs({"activation": spec.activation})
+    if spec.cell:
+        module = family.TORCH_CELL(
+            spec.input_size, spec.hidden_size, bias=spec.bias, **kwargs
+        )
+    else:
+        with warnings.catch_warnings():
+            # PyTorch warns that dropout does nothing with num_layers=1;
+            # the spec came from a source where it did nothing either.
+            warnings.simplefilter("ignore", UserWarning)
+            module = family.TORCH_LAYER(
+                spec.input_size,
+                spec.hidden_size,
+                num_layers=spec.num_layers,
+                bias=spec.bias,
+                batch_first=batch_first,
+                dropout=spec.dropout,
+                bidirectional=spec.bidirectional,
+                **kwargs,
+            )
+    return module.to(getattr(torch, spec.dtype))
+
+
+# --------------------------------------------------------------------------
+# Keras side
+# --------------------------------------------------------------------------
+
+
+def _layer_name(obj):
+    return f"{type(obj).__name__} {getattr(obj, 'name', '')!r}".strip()
+
+
+def _keras_role(obj):
+    """`"cell"` or `"layer"` for a registered Keras recurrent object, else `None`."""
+    found = lookup_type(obj)
+    if found is None or not isinstance(obj, keras.layers.Layer) or found[1] == "plain":
+        return None
+    return found[1]
+
+
+def _activation_name(value):
+    if isinstance(value, str):
+        return value
+    return getattr(value, "__name__", repr(value))
+
+
+def _option_checker(where):
+    def check(option, value, supported):
+        if callable(value) and not isinstance(value, bool):
+            value = _activation_name(value)
+        if value not in supported:
+            raise ConversionError(
+                f"{where}: {option}={value!r} has no PyTorch equivalent "
+                f"(supported: {', '.join(repr(s) for s in supported)}). "
+                f"Received: {option}={value!r}"
+            )
+        return value
+
+    return check
+
+
+def _check_keras_layer_options(layer, expect_backwards=False):
+    where = _layer_name(layer)
+    if getattr(layer, "stateful", False):
+        raise ConversionError(
+            f"{where}: stateful=True carries state across calls; PyTorch modules "
+            f"take the state explicitly, so it is not converted. Received: stateful=True"
+        )
+    go_backwards = getattr(layer, "go_backwards", False)
+    if go_backwards and not expect_backwards:
+        raise ConversionError(
+            f"{where}: go_backwards=True outside a Bidirectional wrapper has no "
+            f"PyTorch equivalent (a reverse-only nn.RNN does not exist). "
+            f"Received: go_backwards=True"
+        )
+    for option in ("dropout", "recurrent_dropout"):
+        if getattr(layer.cell, option, 0.0):
+            warnings.warn(
+                f"{where}: {option}={getattr(layer.cell, option)} is a training-time "
+                f"option with no PyTorch equivalent; inference outputs match, "
+                f"training does not.",
+                stacklevel=3,
+            )
+
+
+def _keras_cell_spec_fields(cell, where):
+    """`(family, input_size, units, use_bias, activation, dtype)` of a built Keras cell."""
+    if _keras_role(cell) != "cell":
+        raise ConversionError(
+            f"{where}: {type(cell).__name__} is not a SimpleRNNCell, LSTMCell or "
+            f"GRUCell. Received: {type(cell).__module__}.{type(cell).__name__}"
+        )
+    family, _ = lookup_type(cell)
+    if not cell.built or getattr(cell, "kernel", None) is None:
+        raise ConversionError(
+            f"{where}: the layer is not built, so it has no weights to convert; "
+            f"call it on an input or `build()` it first. Received: built=False"
+        )
+    options = family.keras_options(cell, _option_checker(where))
+    dtype = single_dtype([v.dtype for v in cell.weights], where, ConversionError)
+    if dtype_name(cell.compute_dtype) != dtype:
+        raise ConversionError(
+            f"{where}: computes in {cell.compute_dtype} with {dtype} weights (a "
+            f"mixed-precision policy); PyTorch computes in the weights' dtype. "
+            f"Received: dtype_policy={cell.dtype_policy.name!r}"
+        )
+    return (
+        family,
+        int(cell.kernel.shape[0]),
+        int(cell.units),
+        bool(cell.use_bias),
+        options.get("activation", "tanh"),
+        dtype,
+    )
+
+
+@dataclasses.dataclass
+class KerasRecurrent:
+    """A Keras recurrent object as a stack: `units` in order, and its spec.
+
+    `units` holds recurrent layers, `Bidirectional` wrappers and `Dropout`
+    layers in call order; `slots` holds `(layer, reverse, cell)` in PyTorch's
+    slot order.
+    """
+
+    spec: RecurrentSpec
+    units: list
+    slots: list
+
+
+def _stack_units(obj):
+    """The ordered layers of a stack-like Keras object."""
+    from parity.stacked import TorchRNN
+
+    if isinstance(obj, TorchRNN):
+        return obj.stack_layers()
+    if isinstance(obj, (list, tuple)):
+        return list(obj)
+    if isinstance(obj, keras.Sequential):
+        return list(obj.layers)
+    return [obj]
+
+
+def keras_structure(obj):
+    """Reads the `RecurrentSpec` and slots of a Keras recurrent object.
+
+    Accepts a cell, a `SimpleRNN`/`LSTM`/`GRU` layer, a `Bidirectional`
+    (merge_mode="concat") of one, a `keras.Sequential` or list of such layers
+    of one type (with optional `Dropout` between them), or the `TorchRNN`
+    model `to_keras` builds.
+    """
+    from parity.stacked import TorchRNN
+
+    if _keras_role(obj) == "cell":
+        family, input_size, units, use_bias, activation, dtype = _keras_cell_spec_fields(
+            obj, _layer_name(obj)
+        )
+        spec = RecurrentSpec(
+            kind=family.KIND,
+            input_size=input_size,
+            hidden_size=units,
+            bias=use_bias,
+            activation=activation,
+            dtype=dtype,
+            cell=True,
+        )
+        return KerasRecurrent(spec=spec, units=[obj], slots=[(None, False, obj)])
+
+    units = _stack_units(obj)
+    where = _layer_name(obj) if not isinstance(obj, (list, tuple)) else "layer list"
+    recurrent, dropouts, slots, fields = [], [], [], []
+    for position, unit in enumerate(units):
+        if isinstance(unit, keras.layers.Dropout):
+            if not recurrent or position == len(units) - 1:
+                raise ConversionError(
+                    f"{where}: a Dropout layer before the first or after the last "
+                    f"recurrent layer has no place in one PyTorch module (PyTorch "
+                    f"applies dropout only between stacked layers). Received: "
+                    f"{_layer_name(unit)} at position {position}"
+                )
+            dropouts.append(float(unit.rate))
+            continue
+        layer_index = len(recurrent)
+        if isinstance(unit, keras.layers.Bidirectional):
+            if unit.merge_mode != "concat":
+                raise ConversionError(
+                    f"{_layer_name(unit)}: merge_mode={unit.merge_mode!r}; PyTorch "
+                    f"concatenates the two directions. Received: "
+                    f"merge_mode={unit.merge_mode!r}"
+                )
+            directions = [(False, unit.forward_layer), (True, unit.backward_layer)]
+            for reverse, layer in directions:
+                if _keras_role(layer) != "layer":
+                    raise ConversionError(
+                        f"{_layer_name(unit)}: wraps {type(layer).__name__}, which "
+                        f"is not a SimpleRNN, LSTM or GRU layer. Received: "
+                        f"{_layer_name(layer)}"
+                    )
+                if bool(layer.go_backwards) != reverse:
+                    raise ConversionError(
+                        f"{_layer_name(unit)}: its {'backward' if reverse else 'forward'} "
+                        f"layer has go_backwards={layer.go_backwards}. Received: "
+                        f"{_layer_name(layer)}"
+                    )
+                _check_keras_layer_options(layer, expect_backwards=reverse)
+        elif _keras_role(unit) == "layer":
+            _check_keras_layer_options(unit)
+            directions = [(False, unit)]
+        else:
+            raise ConversionError(
+                f"{where}: {_layer_name(unit)} is not a SimpleRNN, LSTM, GRU, "
+                f"Bidirectional or Dropout layer, so the stack is not one PyTorch "
+                f"recurrent module. Received: {type(unit).__name__}"
+            )
+        recurrent.append(unit)
+        for reverse, layer in directions:
+            f = _keras_cell_spec_fields(layer.cell, _layer_name(layer))
+            fields.append((layer_index, reverse, _layer_name(layer), f))
+            slots.append((layer_index, reverse, layer.cell))
+
+    if not recurrent:
+        raise ConversionError(
+            f"{where}: contains no recurrent layer. Received: "
+            f"{[type(u).__name__ for u in units]}"
+        )
+    bidirectional = [isinstance(u, keras.layers.Bidirectional) for u in recurrent]
+    if len(set(bidirectional)) != 1:
+        raise ConversionError(
+            f"{where}: mixes Bidirectional and one-direction layers; one PyTorch "
+            f"module is bidirectional in every layer or in none. Received: "
+            f"{[_layer_name(u) for u in recurrent]}"
+        )
+    first = fields[0][3]
+    for layer_index, reverse, name, f in fields[1:]:
+        for label, position in (("layer type", 0), ("units", 2), ("use_bias", 3),
+                                ("activation", 4), ("dtype", 5)):
+            theirs = f[position].KIND if position == 0 else f[position]
+            ours = first[position].KIND if position == 0 else first[position]
+            if theirs != ours:
+                raise ConversionError(
+                    f"{where}: {name} ({slot_label(layer_index, reverse)}) has "
+                    f"{label} {theirs!r} but the first layer has {ours!r}; one "
+                    f"PyTorch module needs the same in every layer. Received: "
+                    f"{label}={theirs!r}"
+                )
+    if len(set(dropouts)) > 1 or (dropouts and len(dropouts) != len(recurrent) - 1):
+        raise ConversionError(
+            f"{where}: PyTorch applies one dropout rate between every pair of "
+            f"stacked layers. Received: Dropout rates {dropouts} between "
+            f"{len(recurrent)} recurrent layers"
+        )
+    dropout = dropouts[0] if dropouts else 0.0
+    if isinstance(obj, TorchRNN):
+        dropout = float(obj.dropout)
+    family, input_size, units_, use_bias, activation, dtype = first
+    spec = RecurrentSpec(
+        kind=family.KIND,
+        input_size=input_size,
+        hidden_size=units_,
+        num_layers=len(recurrent),
+        bidirectional=bidirectional[0],
+        bias=use_bias,
+        activation=activation,
+        dropout=dropout,
+        dtype=dtype,
+    )
+    return KerasRecurrent(spec=spec, units=units, slots=slots)
+
+
+def _keras_cell_variables(cell):
+    variables = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel}
+    if cell.use_bias:
+        variables["bias"] = cell.bias
+    return variables
+
+
+def keras_targets(structure):
+    """`{keras key: variable}` in slot order, e.g. `kernel_l1_reverse`."""
+    targets = {}
+    for layer, reverse, cell in structure.slots:
+        for weight, variable in _keras_cell_variables(cell).items():
+            targets[keras_weight_key(weight, layer, reverse)] = variable
+    return targets
+
+
+def keras_weight_arrays(structure):
+    return {
+        key: keras.ops.convert_to_numpy(variable).copy()
+        for key, variable in keras_targets(structure).items()
+    }
+
+
+def build_keras(spec):
+    """A fresh, built Keras object for `spec`.
+
+    A cell -> the Keras cell; one layer, one direction -> the Keras layer with
+    `return_sequences=True, return_state=True`; anything else -> `TorchRNN`.
+    """
+    from parity.stacked import TorchRNN
+
+    family = spec.family
+    kwargs = dict(
+        use_bias=spec.bias,
+        dtype=spec.dtype,
+        **family.keras_kwargs({"activation": spec.activation}),
+    )
+    if spec.cell:
+        cell = family.KERAS_CELL(spec.hidden_size, **kwargs)
+        cell.build((None, spec.input_size))
+        return cell
+    if spec.num_layers == 1 and not spec.bidirectional:
+        layer = family.KERAS_LAYER(
+            spec.hidden_size, return_sequences=True, return_state=True, **kwargs
+        )
+        layer.build((None, None, spec.input_size))
+        return layer
+    model = TorchRNN(
+        kind=spec.kind,
+        input_size=spec.input_size,
+        hidden_size=spec.hidden_size,
+        num_layers=spec.num_layers,
+        bidirectional=spec.bidirectional,
+        use_bias=spec.bias,
+        activation=spec.activation,
+        dropout=spec.dropout,
+        dtype=spec.dtype,
+    )
+    model.build((None, None, spec.input_size))
+    return model
+
+
+# --------------------------------------------------------------------------
+# Array conversion (key mapping here, tensor transforms in the families)
+# --------------------------------------------------------------------------
+
+
+def torch_to_keras_arrays(spec, torch_arrays):
+    """`{torch name: array}` -> `{keras key: array}` for every slot of `spec`."""
+    keras_arrays = {}
+    for layer, reverse in spec.slots():
+        slot = {
+            weight: torch_arrays[torch_param_name(weight, layer, reverse)]
+            for weight in TORCH_RECURRENT_WEIGHTS
+            if torch_param_name(weight, layer, reverse) in torch_arrays
+        }
+        for weight, array in spec.family.torch_to_keras(slot).items():
+            keras_arrays[keras_weight_key(weight, layer, reverse)] = array
+    return keras_arrays
+
+
+def keras_to_torch_arrays(spec, keras_arrays):
+    """`{keras key: array}` -> `{torch name: array}` for every slot of `spec`."""
+    torch_arrays = {}
+    for layer, reverse in spec.slots():
+        slot = {
+            weight: keras_arrays[keras_weight_key(weight, layer, reverse)]
+            for weight in KERAS_RECURRENT_WEIGHTS
+            if keras_weight_key(weight, layer, reverse) in keras_arrays
+        }
+        for weight, array in spec.family.keras_to_torch(slot).items():
+            torch_arrays[torch_param_name(weight, layer, reverse)] = array
+    return torch_arrays
+
+
+# --------------------------------------------------------------------------
+# Running both sides in PyTorch's layout
+# --------------------------------------------------------------------------
+
+
+def split_torch_state(spec, initial_state):
+    """PyTorch's `h0` or `(h0, c0)` -> a tuple of arrays, one per state."""
+    if initial_state is None:
+        return None
+    states = initial_state if isinstance(initial_state, (tuple, list)) else (initial_state,)
+    expected = len(spec.family.STATES)
+    if len(states) != expected:
+        raise ConversionError(
+            f"{spec}: expects {expected} initial state(s) "
+            f"({', '.join(spec.family.STATES)}). Received: {len(states)}"
+        )
+    return tuple(np.asarray(s) for s in states)
+
+
+def run_stack_layers(units, inputs, states, training=None):
+    """Runs Keras stack `units` with PyTorch-layout states; returns torch-layout results.
+
+    Args:
+        units: recurrent layers / `Bidirectional` wrappers / `Dropout` layers,
+            each recurrent one returning sequences and states.
+        inputs: batch-major `(batch, time, features)`.
+        states: `None` or a tuple of `(num_layers * num_directions, batch, hidden)`
+            tensors, one per state (`h`, or `h`, `c`).
+
+    Returns:
+        `[outputs, h_n]` or `[outputs, h_n, c_n]`, states stacked like PyTorch's.
+    """
+    ops = keras.ops
+    finals = None
+    x = inputs
+    slot = 0
+    for unit in units:
+        if isinstance(unit, keras.layers.Dropout):
+            x = unit(x, training=training)
+            continue
+        directions = 2 if isinstance(unit, keras.layers.Bidirectional) else 1
+        initial = None
+        if states is not None:
+            initial = [s[slot + d] for d in range(directions) for s in states]
+        result = unit(x, initial_state=initial, training=training)
+        x, unit_states = result[0], result[1:]
+        per_direction = len(unit_states) // directions
+        if finals is None:
+            finals = [[] for _ in range(per_direction)]
+        for d in range(directions):
+            for i in range(per_direction):
+                finals[i].append(unit_states[d * per_direction + i])
+        slot += directions
+    return [x] + [ops.stack(f, axis=0) for f in finals]

@@ -1,0 +1,141 @@
+"""`TorchRNN`: a multi-layer and/or bidirectional PyTorch RNN as a Keras model.
+
+It is an ordinary `keras.Model` made of the standard layers (`SimpleRNN`,
+`LSTM`, `GRU`, `Bidirectional`, `Dropout`), so its weights keep the Keras
+layout and it saves to `.keras` files. What it adds is PyTorch's interface:
+the final states come back stacked as `(num_layers * num_directions, batch,
+hidden)`, layer-major and forward before backward, and initial states are
+taken in that same layout.
+"""
+
+import keras
+
+from parity.recurrent import run_stack_layers
+from parity.registry import RECURRENT
+
+
+@keras.saving.register_keras_serializable(package="parity")
+class TorchRNN(keras.Model):
+    """Stacked / bidirectional recurrent layers with PyTorch's state layout.
+
+    Args:
+        kind: `"rnn"`, `"lstm"` or `"gru"`.
+        input_size: features of the input.
+        hidden_size: units of every layer.
+        num_layers: stacked layers.
+        bidirectional: wrap every layer in `Bidirectional(merge_mode="concat")`.
+        use_bias: PyTorch's `bias`.
+        activation: SimpleRNN only, `"tanh"` or `"relu"`.
+        dropout: rate of the `Dropout` between stacked layers (training only).
+
+    Call arguments:
+        inputs: `(batch, time, input_size)`, batch-major like every Keras RNN.
+        initial_state: `None`, `h0`, or for LSTM `[h0, c0]`, each
+            `(num_layers * num_directions, batch, hidden_size)`.
+
+    Returns:
+        `[outputs, h_n]` (LSTM: `[outputs, h_n, c_n]`); `outputs` is
+        `(batch, time, num_directions * hidden_size)`.
+
+    Example:
+
+    >>> model = TorchRNN("lstm", input_size=3, hidden_size=5, num_layers=2)
+    >>> outputs, h_n, c_n = model(np.zeros((4, 7, 3), "float32"))
+    >>> tuple(h_n.shape)
+    (2, 4, 5)
+    """
+
+    def __init__(
+        self,
+        kind,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bidirectional=False,
+        use_bias=True,
+        activation="tanh",
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if kind not in RECURRENT:
+            raise ValueError(
+                f"kind must be one of {sorted(RECURRENT)}. Received: kind={kind!r}"
+            )
+        self.kind = kind
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.use_bias = bool(use_bias)
+        self.activation = activation
+        self.dropout = float(dropout)
+        family = RECURRENT[kind]
+        layer_kwargs = dict(
+            use_bias=self.use_bias,
+            return_sequences=True,
+            return_state=True,
+            dtype=self.dtype_policy,
+            **family.keras_kwargs({"activation": activation}),
+        )
+        self.rnn_layers = []
+        self.dropout_layers = []
+        for layer in range(self.num_layers):
+            rnn = family.KERAS_LAYER(
+                self.hidden_size, name=f"{kind}_l{layer}", **layer_kwargs
+            )
+            if self.bidirectional:
+                rnn = keras.layers.Bidirectional(
+                    rnn, merge_mode="concat", name=f"bidirectional_l{layer}",
+                    dtype=self.dtype_policy,
+                )
+            self.rnn_layers.append(rnn)
+            if self.dropout and layer < self.num_layers - 1:
+                self.dropout_layers.append(
+                    keras.layers.Dropout(self.dropout, name=f"dropout_l{layer}")
+                )
+
+    def stack_layers(self):
+        """The layers in call order: recurrent, then `Dropout` between them."""
+        units = []
+        for layer, rnn in enumerate(self.rnn_layers):
+            units.append(rnn)
+            if layer < len(self.dropout_layers):
+                units.append(self.dropout_layers[layer])
+        return units
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        features = self.input_size
+        for rnn in self.rnn_layers:
+            rnn.build(shape[:-1] + (features,))
+            features = self.hidden_size * (2 if self.bidirectional else 1)
+        self.built = True
+
+    def call(self, inputs, initial_state=None, training=None):
+        if initial_state is not None and not isinstance(initial_state, (list, tuple)):
+            initial_state = (initial_state,)
+        return run_stack_layers(
+            self.stack_layers(), inputs, initial_state, training=training
+        )
+
+    def compute_output_shape(self, input_shape):
+        batch, time = input_shape[0], input_shape[1]
+        directions = 2 if self.bidirectional else 1
+        state = (self.num_layers * directions, batch, self.hidden_size)
+        outputs = (batch, time, directions * self.hidden_size)
+        return [outputs] + [state] * len(RECURRENT[self.kind].STATES)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kind=self.kind,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            use_bias=self.use_bias,
+            activation=self.activation,
+            dropout=self.dropout,
+        )
+        return config
