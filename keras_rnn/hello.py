@@ -1,9 +1,9 @@
 """The notes' hello experiments, independent of any framework.
 
 What the Keras models (`keras_rnn.models`, `keras_rnn.train`) and their
-PyTorch twins (`keras_rnn.torch_twins`) share: the three models' names,
-their input forms, the notes' training settings, the per-epoch line and the
-record of a run. Importing this module imports neither Keras nor PyTorch.
+PyTorch twins (`keras_rnn.torch_twins`) share: the cell types, the three
+models' names, their input forms, the notes' training settings, the
+per-epoch line and the record of a run. Importing this module imports neither Keras nor PyTorch.
 
 Example:
 
@@ -16,6 +16,9 @@ HelloSettings(learning_rate=0.1, step_reduction='sum')
 import dataclasses
 
 from keras_rnn import data
+
+CELL_TYPES = ("rnn", "lstm", "gru")
+"""Every model comes with a plain RNN, an LSTM or a GRU cell."""
 
 HELLO_MODELS = ("cell", "layer", "embedding")
 """The notes' 3.1 (a cell stepped by hand), 3.2 (one recurrent layer) and
@@ -49,6 +52,22 @@ NOTES_SETTINGS = {
     "layer": HelloSettings(learning_rate=0.05, step_reduction="mean"),
     "embedding": HelloSettings(learning_rate=0.05, step_reduction="mean"),
 }
+
+
+def check_cell_type(cell):
+    """Returns `cell` if it names one of `CELL_TYPES`, else raises.
+
+    Example:
+
+    >>> check_cell_type("lstm")
+    'lstm'
+    """
+    if cell not in CELL_TYPES:
+        raise ValueError(
+            f"Unknown cell type. Expected one of {CELL_TYPES}. "
+            f"Received: cell={cell!r}"
+        )
+    return cell
 
 
 def check_hello_model(model):

@@ -25,8 +25,7 @@ import keras
 from keras import ops
 
 from keras_rnn import hello
-
-CELL_TYPES = ("rnn", "lstm", "gru")
+from keras_rnn.hello import CELL_TYPES, check_cell_type  # noqa: F401 (re-exported)
 
 _KERAS_CELLS = {
     "rnn": keras.layers.SimpleRNNCell,
@@ -48,22 +47,6 @@ LOGITS_NAME = "logits"
 def recurrent_layer_name(index):
     """Name of the `index`-th (0-based) recurrent layer of a built model."""
     return f"recurrent_{index}"
-
-
-def check_cell_type(cell):
-    """Returns `cell` if it names a supported cell type, else raises.
-
-    Example:
-
-    >>> check_cell_type("lstm")
-    'lstm'
-    """
-    if cell not in CELL_TYPES:
-        raise ValueError(
-            f"Unknown cell type. Expected one of {CELL_TYPES}. "
-            f"Received: cell={cell!r}"
-        )
-    return cell
 
 
 def _check_positive(**sizes):

@@ -129,7 +129,13 @@ class TorchAdam(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         multiplier = self._multiplier_by_key.get(self._var_key(variable), 1.0)
-        gradient = ops.cast(gradient, dtype)
+        # Under TensorFlow an embedding's gradient arrives as tf.IndexedSlices
+        # with one slice per occurrence of an index, and `ops.square` squares
+        # the slices one by one: a row looked up twice ("l" in "hello") would
+        # get g1**2 + g2**2 instead of (g1 + g2)**2 in `v` (keras Adam does
+        # this too). Adding it to a dense zero sums the slices first; on other
+        # backends gradients are dense already.
+        gradient = ops.add(ops.zeros_like(variable), ops.cast(gradient, dtype))
         step = ops.cast(self.iterations + 1, dtype)
 
         # The same operations, in the same order, as torch.optim.Adam's

@@ -35,15 +35,6 @@ _TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 TIME_MAJOR = {"cell": True, "layer": True, "embedding": False}
 
 
-def _check_cell(cell):
-    if cell not in _TORCH_CELLS:
-        raise ValueError(
-            f"Unknown cell type. Expected one of {tuple(_TORCH_CELLS)}. "
-            f"Received: cell={cell!r}"
-        )
-    return cell
-
-
 def _zero_state(cell, shape):
     """The zero initial state: a tensor, or `(h, c)` for an LSTM."""
     zeros = torch.zeros(shape)
@@ -69,7 +60,7 @@ class CellModel(nn.Module):
 
     def __init__(self, cell="rnn", input_size=4, hidden_size=4, batch_size=1):
         super().__init__()
-        self.cell = _check_cell(cell)
+        self.cell = hello.check_cell_type(cell)
         self.batch_size = batch_size
         self.hidden_size = hidden_size
         self.rnncell = _TORCH_CELLS[cell](input_size=input_size, hidden_size=hidden_size)
@@ -104,7 +95,7 @@ class LayerModel(nn.Module):
 
     def __init__(self, cell="rnn", input_size=4, hidden_size=4, num_layers=1):
         super().__init__()
-        self.cell = _check_cell(cell)
+        self.cell = hello.check_cell_type(cell)
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.rnn = _TORCH_LAYERS[cell](
@@ -137,7 +128,7 @@ class EmbeddingModel(nn.Module):
 
     def __init__(self, cell="rnn", num_class=4, embedding_size=10, hidden_size=8, num_layers=2):
         super().__init__()
-        self.cell = _check_cell(cell)
+        self.cell = hello.check_cell_type(cell)
         self.num_class = num_class
         self.num_layers = num_layers
         self.hidden_size = hidden_size

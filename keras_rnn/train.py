@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_rnn import data, hello
+from keras_rnn import data, hello, optimizers
 
 STEP_REDUCTIONS = ("sum", "mean")
 
@@ -86,22 +86,53 @@ class StepCrossEntropy(keras.losses.Loss):
         return config
 
 
+OPTIMIZERS = ("torch", "keras")
+
+
+def hello_optimizer(model, model_kind, optimizer="torch"):
+    """Adam at the notes' learning rate, PyTorch's way or Keras's.
+
+    Args:
+        model: the built Keras model it will train.
+        model_kind: `"cell"`, `"layer"` or `"embedding"`, for the rate.
+        optimizer: `"torch"`: `keras_rnn.optimizers.TorchAdam` with PyTorch's
+            defaults and a double step for summed biases, i.e. the notes'
+            `torch.optim.Adam` on the notes' model with both biases trainable;
+            `"keras"`: `keras.optimizers.Adam` with Keras's defaults.
+
+    Example:
+
+    >>> from keras_rnn import models
+    >>> model = models.build_hello_model("cell", "lstm")
+    >>> hello_optimizer(model, "cell", "keras").learning_rate.numpy()
+    0.1
+    """
+    learning_rate = hello.NOTES_SETTINGS[hello.check_hello_model(model_kind)].learning_rate
+    if optimizer == "torch":
+        return optimizers.torch_style_adam(model, learning_rate)
+    if optimizer == "keras":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    raise ValueError(
+        f"Unknown optimizer. Expected one of {OPTIMIZERS}. Received: optimizer={optimizer!r}"
+    )
+
+
 def compile_hello(model, model_kind, optimizer=None):
-    """Compiles a hello model with the notes' loss and learning rate.
+    """Compiles a hello model with the notes' loss and optimiser settings.
 
     Args:
         model: a model from `keras_rnn.models.build_hello_model`.
         model_kind: `"cell"`, `"layer"` or `"embedding"`, for the settings.
-        optimizer: `None` for `keras.optimizers.Adam` at the notes' learning
-            rate (Keras's other defaults), or any optimizer instance, e.g.
-            `keras_rnn.optimizers.torch_style_adam(model, lr)`.
+        optimizer: `None` or `"torch"` for the notes' Adam as PyTorch runs it,
+            `"keras"` for `keras.optimizers.Adam` (see `hello_optimizer`), or
+            any Keras optimizer instance.
 
     Returns:
         The model.
     """
     settings = hello.NOTES_SETTINGS[hello.check_hello_model(model_kind)]
-    if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
+    if optimizer is None or isinstance(optimizer, str):
+        optimizer = hello_optimizer(model, model_kind, optimizer or "torch")
     model.compile(optimizer=optimizer, loss=StepCrossEntropy(settings.step_reduction))
     return model
 
