@@ -146,7 +146,7 @@ def _with_sequences_and_state(unit):
 
 def run_keras_recurrent(keras_obj, x_batch_major, states):
     """Runs a Keras recurrent layer/stack; returns `[outputs, h_n(, c_n)]` as numpy."""
-    if isinstance(keras_obj, TorchRNN):
+    if isinstance(keras_obj, TorchRNN) and keras_obj.return_state:
         result = keras_obj(x_batch_major, initial_state=states, training=False)
     else:
         structure = recurrent.keras_structure(keras_obj)
@@ -240,6 +240,37 @@ def _compare_plain(module, layer, x, initial_state):
     return ["outputs"], [expected], [actual], []
 
 
+def _compare_model(model, keras_model, x, initial_state):
+    """Whole models: the same array into both; the final outputs compared.
+
+    `x` goes to both models as it is (whole models take batch-major input on
+    both sides, e.g. `(batch, time)` indices). When the PyTorch model reshapes
+    its output (the notes' `view(-1, num_class)`), the Keras output is
+    reshaped to the same shape if it holds the same number of elements, and
+    the report says so.
+    """
+    if initial_state is not None:
+        raise ConversionError(
+            "initial_state is for single recurrent layers; a whole model takes only x. "
+            "Received: an initial_state"
+        )
+    if np.issubdtype(x.dtype, np.integer):
+        x_t = torch.from_numpy(x.astype(np.int64))
+    else:
+        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype_name(_torch_dtype(model))))
+    with torch.no_grad():
+        expected = model(x_t)
+    if isinstance(expected, tuple):
+        expected = expected[0]
+    expected = expected.numpy()
+    actual = _numpy(keras_model(x_t.numpy(), training=False))
+    note = ""
+    if actual.shape != expected.shape and actual.size == expected.size:
+        note = f"keras output {actual.shape} reshaped to {expected.shape}"
+        actual = actual.reshape(expected.shape)
+    return ["outputs"], [expected], [actual], [], note
+
+
 def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
     """Runs both objects on `x` and compares every output and final state.
 
@@ -262,31 +293,41 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
     >>> report = parity.compare(lstm, parity.to_keras(lstm), np.ones((7, 2, 3)))
     >>> print(report)      # a table: outputs, h_n, c_n
     """
+    from parity import models
     from parity.convert import keras_side, torch_side
 
     x = _as_input(x, "x")
-    tside = torch_side(torch_obj)
-    kside = keras_side(keras_obj)
+    whole = models.is_whole_model(torch_obj) or models.is_whole_model(keras_obj)
+    if whole:
+        torch_label = f"{type(torch_obj).__name__}"
+        keras_label = f"{type(keras_obj).__name__} {keras_obj.name!r}"
+    else:
+        tside, kside = torch_side(torch_obj), keras_side(keras_obj)
+        torch_label, keras_label = f"{tside.label} {tside.spec}", kside.label
     was_training = torch_obj.training
     torch_obj.eval()
     try:
-        if isinstance(tside.spec, recurrent.RecurrentSpec):
+        if whole:
+            run = _compare_model
+        elif isinstance(tside.spec, recurrent.RecurrentSpec):
             if tside.spec.cell:
                 run = _compare_recurrent_cell
             else:
                 run = _compare_recurrent_layer
         else:
             run = _compare_plain
-        names, expected, actual, labels = run(torch_obj, keras_obj, x, initial_state)
+        names, expected, actual, labels, *note = run(torch_obj, keras_obj, x, initial_state)
     finally:
         torch_obj.train(was_training)
     outputs = {
         name: diff_arrays(name, a, e, atol, rtol)
         for name, a, e in zip(names, actual, expected)
     }
+    if note and note[0]:
+        outputs["outputs"].note = note[0]
     return ParityReport(
-        outputs=outputs, atol=atol, rtol=rtol, torch_label=f"{tside.label} {tside.spec}",
-        keras_label=kside.label, slot_labels=labels,
+        outputs=outputs, atol=atol, rtol=rtol, torch_label=torch_label,
+        keras_label=keras_label, slot_labels=labels,
     )
 
 

@@ -14,7 +14,7 @@ import torch
 
 from parity import plain, recurrent
 from parity.errors import ConversionError
-from parity.plan import execute_plan, is_keras, is_torch
+from parity.plan import check_plan, is_keras, is_torch, write_plan
 from parity.registry import PLAIN, PLAIN_TYPES, RECURRENT_TYPES, lookup_type
 
 
@@ -120,16 +120,44 @@ def _check_architectures(src, dst):
         )
 
 
-def copy_weights(src, dst):
+def prepare_copy(src, dst):
+    """Everything `copy_weights` checks, without writing.
+
+    Returns:
+        `(arrays, targets, dst_label)`, validated: `plan.write_plan(arrays,
+        targets)` performs the copy.
+    """
+    src_side, dst_side = side_of(src), side_of(dst)
+    if src_side.framework == dst_side.framework:
+        raise ConversionError(
+            f"copy_weights copies between PyTorch and Keras; both objects are "
+            f"{src_side.framework}. Received: {src_side.label} and {dst_side.label}"
+        )
+    _check_architectures(src_side, dst_side)
+    arrays = src_side.to_other(src_side.arrays())
+    check_plan(arrays, dst_side.targets, dst_side.label)
+    return arrays, dst_side.targets, dst_side.label
+
+
+def copy_weights(src, dst, mapping=None):
     """Copies every weight of `src` into `dst`, between PyTorch and Keras.
 
     Either direction. The architectures must match (`ConversionError`
     otherwise); every key, shape and dtype is checked before the first
     write, so a failed copy leaves `dst` unchanged.
 
+    Whole models (a torch module that is not itself a supported layer, such
+    as the notes' `emb`/`rnn`/`fc` model, and a Keras model) are matched
+    layer by layer: weight-bearing layers in order (PyTorch registration
+    order, Keras layer order), a PyTorch `num_layers=N` module taking N
+    consecutive Keras recurrent layers. `mapping` pairs them explicitly
+    where the orders differ; see `parity.models.copy_model_weights`.
+
     Args:
         src: a torch module or a Keras layer / model / list of layers.
         dst: an object of the other framework, built, with the same architecture.
+        mapping: whole models only: `{torch module name: Keras layer name or
+            list of names}`.
 
     Returns:
         `dst`.
@@ -141,15 +169,17 @@ def copy_weights(src, dst):
     >>> layer.build((None, None, 3))
     >>> parity.copy_weights(lstm, layer)
     """
-    src_side, dst_side = side_of(src), side_of(dst)
-    if src_side.framework == dst_side.framework:
+    from parity import models
+
+    if models.is_whole_model(src) or models.is_whole_model(dst):
+        return models.copy_model_weights(src, dst, mapping=mapping)
+    if mapping is not None:
         raise ConversionError(
-            f"copy_weights copies between PyTorch and Keras; both objects are "
-            f"{src_side.framework}. Received: {src_side.label} and {dst_side.label}"
+            f"mapping= is for whole models; {type(src).__name__} -> "
+            f"{type(dst).__name__} is one layer. Received: mapping={mapping!r}"
         )
-    _check_architectures(src_side, dst_side)
-    arrays = src_side.to_other(src_side.arrays())
-    execute_plan(arrays, dst_side.targets, dst_side.label)
+    arrays, targets, _ = prepare_copy(src, dst)
+    write_plan(arrays, targets)
     return dst
 
 
@@ -175,6 +205,10 @@ def to_keras(torch_module):
     >>> keras_gru = parity.to_keras(torch.nn.GRU(4, 8, batch_first=True))
     >>> outputs, h = keras_gru(np.zeros((2, 5, 4), "float32"))
     """
+    from parity import models
+
+    if isinstance(torch_module, torch.nn.Sequential):
+        return models.sequential_to_keras(torch_module)
     side = torch_side(torch_module)
     keras_obj = _build(side.spec, "keras")
     copy_weights(torch_module, keras_obj)
@@ -197,6 +231,10 @@ def to_torch(keras_obj):
     >>> layer.build((None, None, 4))
     >>> torch_lstm = parity.to_torch(layer)   # nn.LSTM(4, 8, batch_first=True)
     """
+    from parity import models
+
+    if models.is_whole_model(keras_obj):
+        return models.sequential_to_torch(keras_obj)
     side = keras_side(keras_obj)
     module = _build(side.spec, "torch")
     copy_weights(keras_obj, module)

@@ -58,8 +58,8 @@ def build_torch(spec):
     return module.to(getattr(torch, spec.dtype))
 
 
-def build_keras(spec):
-    layer = keras.layers.Dense(spec.output_size, use_bias=spec.bias, dtype=spec.dtype)
+def build_keras(spec, name=None):
+    layer = keras.layers.Dense(spec.output_size, use_bias=spec.bias, dtype=spec.dtype, name=name)
     layer.build((None, spec.input_size))
     return layer
 

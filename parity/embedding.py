@@ -51,8 +51,8 @@ def build_torch(spec):
     return module.to(getattr(torch, spec.dtype))
 
 
-def build_keras(spec):
-    layer = keras.layers.Embedding(spec.input_size, spec.output_size, dtype=spec.dtype)
+def build_keras(spec, name=None):
+    layer = keras.layers.Embedding(spec.input_size, spec.output_size, dtype=spec.dtype, name=name)
     layer.build((None,))
     return layer
 

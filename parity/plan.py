@@ -74,11 +74,6 @@ def write_plan(arrays, targets):
             target.assign(array)
 
 
-def execute_plan(arrays, targets, dst_label, source_names=None):
-    check_plan(arrays, targets, dst_label, source_names)
-    write_plan(arrays, targets)
-
-
 def is_keras(obj):
     if isinstance(obj, (list, tuple)):
         return len(obj) > 0 and all(isinstance(o, keras.layers.Layer) for o in obj)

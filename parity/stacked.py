@@ -27,6 +27,8 @@ class TorchRNN(keras.Model):
         use_bias: PyTorch's `bias`.
         activation: SimpleRNN only, `"tanh"` or `"relu"`.
         dropout: rate of the `Dropout` between stacked layers (training only).
+        return_state: `False` returns the output sequence alone, so the model
+            can sit inside a `keras.Sequential`.
 
     Call arguments:
         inputs: `(batch, time, input_size)`, batch-major like every Keras RNN.
@@ -35,7 +37,8 @@ class TorchRNN(keras.Model):
 
     Returns:
         `[outputs, h_n]` (LSTM: `[outputs, h_n, c_n]`); `outputs` is
-        `(batch, time, num_directions * hidden_size)`.
+        `(batch, time, num_directions * hidden_size)`. With
+        `return_state=False`, `outputs` alone.
 
     Example:
 
@@ -55,6 +58,7 @@ class TorchRNN(keras.Model):
         use_bias=True,
         activation="tanh",
         dropout=0.0,
+        return_state=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,6 +74,7 @@ class TorchRNN(keras.Model):
         self.use_bias = bool(use_bias)
         self.activation = activation
         self.dropout = float(dropout)
+        self.return_state = bool(return_state)
         family = RECURRENT[kind]
         layer_kwargs = dict(
             use_bias=self.use_bias,
@@ -115,15 +120,18 @@ class TorchRNN(keras.Model):
     def call(self, inputs, initial_state=None, training=None):
         if initial_state is not None and not isinstance(initial_state, (list, tuple)):
             initial_state = (initial_state,)
-        return run_stack_layers(
+        results = run_stack_layers(
             self.stack_layers(), inputs, initial_state, training=training
         )
+        return results if self.return_state else results[0]
 
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]
         directions = 2 if self.bidirectional else 1
         state = (self.num_layers * directions, batch, self.hidden_size)
         outputs = (batch, time, directions * self.hidden_size)
+        if not self.return_state:
+            return outputs
         return [outputs] + [state] * len(RECURRENT[self.kind].STATES)
 
     def get_config(self):
@@ -137,5 +145,6 @@ class TorchRNN(keras.Model):
             use_bias=self.use_bias,
             activation=self.activation,
             dropout=self.dropout,
+            return_state=self.return_state,
         )
         return config

@@ -73,10 +73,10 @@ KERAS_SOURCE_CASES = [
      lambda: torch.nn.Linear(3, 4), r"Dense 'dense\w*': activation='relu'.*Received: activation='relu'"),
     ("mixed-precision", lambda: built(keras.layers.LSTM(4, dtype="mixed_float16")),
      lambda: torch.nn.LSTM(3, 4), r"computes in float16 with float32 weights.*Received: dtype_policy='mixed_float16'"),
-    ("not-recurrent-in-stack", lambda: keras_sequential(keras.layers.GRU(4, return_sequences=True),
-                                                       keras.layers.Dense(4)),
+    ("unsupported-layer-in-model", lambda: keras_sequential(keras.layers.GRU(4, return_sequences=True),
+                                                           keras.layers.Conv1D(4, 2)),
      lambda: torch.nn.GRU(3, 4, num_layers=2),
-     r"Dense 'dense\w*' is not a SimpleRNN, LSTM, GRU, Bidirectional or Dropout layer"),
+     r"'conv1d\w*'.*not a layer parity converts.*Received: keras.*Conv1D"),
 ]
 
 
@@ -173,8 +173,8 @@ def test_half_precision_refused():
 
 
 @pytest.mark.parametrize("module", [torch.nn.Conv1d(3, 4, 2), torch.nn.ReLU(),
-                                    torch.nn.Sequential(torch.nn.Linear(2, 2))],
-                         ids=["conv1d", "relu", "sequential"])
+                                    torch.nn.PReLU()],
+                         ids=["conv1d", "relu", "prelu"])
 def test_unsupported_torch_module(module):
     with pytest.raises(parity.ConversionError, match=r"is not a layer parity converts.*Received: torch"):
         parity.to_keras(module)
