@@ -251,17 +251,19 @@ def _keras_recurrent_for_sequential(module, name):
 
     spec = recurrent.torch_spec(module)
     return_sequences = getattr(module, "return_sequences", True)
-    if spec.num_layers == 1 and not spec.bidirectional:
+    if spec.num_layers == 1:
         layer = spec.family.KERAS_LAYER(
             spec.hidden_size, return_sequences=return_sequences, use_bias=spec.bias,
             dtype=spec.dtype, name=name, **spec.family.keras_kwargs({"activation": spec.activation}),
         )
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=name, dtype=spec.dtype)
         layer.build((None, None, spec.input_size))
     else:
         if not return_sequences:
             raise ConversionError(
-                f"{name}: a multi-layer or bidirectional module with "
-                f"return_sequences=False has no single Keras layer; split it. "
+                f"{name}: a multi-layer module with return_sequences=False has no "
+                f"single Keras layer; split it into one module per layer. "
                 f"Received: {module}"
             )
         layer = TorchRNN(
