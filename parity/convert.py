@@ -12,7 +12,7 @@ from typing import Callable
 import keras
 import torch
 
-from parity import plain, recurrent
+from parity import recurrent
 from parity.errors import ConversionError
 from parity.plan import check_plan, is_keras, is_torch, write_plan
 from parity.registry import PLAIN, PLAIN_TYPES, RECURRENT_TYPES, lookup_type
@@ -109,8 +109,11 @@ def _check_architectures(src, dst):
             f"types ({src.spec} vs {dst.spec}). Received: source kind "
             f"{src.spec.kind!r}, destination kind {dst.spec.kind!r}"
         )
-    module = recurrent if isinstance(src.spec, recurrent.RecurrentSpec) else plain
-    differences = module.architecture_differences(src.spec, dst.spec)
+    differences = [
+        f"{field}: source {getattr(src.spec, field)!r}, destination {getattr(dst.spec, field)!r}"
+        for field in src.spec.ARCHITECTURE_FIELDS
+        if getattr(src.spec, field) != getattr(dst.spec, field)
+    ]
     if differences:
         raise ConversionError(
             f"Cannot copy {src.label} into {dst.label}: the architectures differ; "

@@ -14,9 +14,8 @@ import keras
 import torch
 
 from parity.transforms import (
-    KERAS_GATES,
-    TORCH_GATES,
-    reorder_gates,
+    to_keras_gates,
+    to_torch_gates,
     stack_biases,
     transpose,
     unstack_biases,
@@ -28,16 +27,14 @@ TORCH_LAYER = torch.nn.GRU
 KERAS_CELL = keras.layers.GRUCell
 KERAS_LAYER = keras.layers.GRU
 STATES = ("h",)
-TORCH_ORDER = TORCH_GATES[KIND]
-KERAS_ORDER = KERAS_GATES[KIND]
 
 
 def _to_keras_gates(array):
-    return reorder_gates(array, TORCH_ORDER, KERAS_ORDER, axis=0)
+    return to_keras_gates(KIND, array)
 
 
 def _to_torch_gates(array):
-    return reorder_gates(array, KERAS_ORDER, TORCH_ORDER, axis=0)
+    return to_torch_gates(KIND, array)
 
 
 def torch_options(module):

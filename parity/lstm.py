@@ -10,9 +10,8 @@ import keras
 import torch
 
 from parity.transforms import (
-    KERAS_GATES,
-    TORCH_GATES,
-    reorder_gates,
+    to_keras_gates,
+    to_torch_gates,
     split_bias,
     sum_biases,
     transpose,
@@ -24,16 +23,14 @@ TORCH_LAYER = torch.nn.LSTM
 KERAS_CELL = keras.layers.LSTMCell
 KERAS_LAYER = keras.layers.LSTM
 STATES = ("h", "c")
-TORCH_ORDER = TORCH_GATES[KIND]
-KERAS_ORDER = KERAS_GATES[KIND]
 
 
 def _to_keras_gates(array):
-    return reorder_gates(array, TORCH_ORDER, KERAS_ORDER, axis=0)
+    return to_keras_gates(KIND, array)
 
 
 def _to_torch_gates(array):
-    return reorder_gates(array, KERAS_ORDER, TORCH_ORDER, axis=0)
+    return to_torch_gates(KIND, array)
 
 
 def torch_options(module):

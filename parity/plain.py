@@ -21,6 +21,8 @@ class PlainSpec:
     is `embedding_dim`.
     """
 
+    ARCHITECTURE_FIELDS = ("kind", "input_size", "output_size", "bias", "dtype")
+
     kind: str
     input_size: int
     output_size: int
@@ -33,17 +35,6 @@ class PlainSpec:
 
 # kind -> function(spec) -> str, filled by each plain module.
 PLAIN_DESCRIBE = {}
-
-ARCHITECTURE_FIELDS = ("kind", "input_size", "output_size", "bias", "dtype")
-
-
-def architecture_differences(src, dst):
-    return [
-        f"{field}: source {getattr(src, field)!r}, destination {getattr(dst, field)!r}"
-        for field in ARCHITECTURE_FIELDS
-        if getattr(src, field) != getattr(dst, field)
-    ]
-
 
 def torch_dtype(module):
     where = type(module).__name__

@@ -31,21 +31,6 @@ from parity.registry import RECURRENT, lookup_type
 
 
 
-# Fields that must agree for `copy_weights`; `dropout` has no weights and is
-# only a training-time difference, so it is not compared.
-ARCHITECTURE_FIELDS = (
-    "kind",
-    "cell",
-    "input_size",
-    "hidden_size",
-    "num_layers",
-    "bidirectional",
-    "bias",
-    "activation",
-    "dtype",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class RecurrentSpec:
     """A recurrent cell or layer stack, in PyTorch's terms.
@@ -53,6 +38,11 @@ class RecurrentSpec:
     `activation` is the SimpleRNN nonlinearity (`"tanh"` or `"relu"`); LSTM
     and GRU always use tanh/sigmoid.
     """
+
+    # Fields that must agree for `copy_weights`; `dropout` has no weights and
+    # is only a training-time difference, so it is not compared.
+    ARCHITECTURE_FIELDS = ("kind", "cell", "input_size", "hidden_size", "num_layers",
+                           "bidirectional", "bias", "activation", "dtype")
 
     kind: str
     input_size: int
@@ -100,15 +90,6 @@ class RecurrentSpec:
             parts.append(f"dropout={self.dropout}")
         parts.append(self.dtype)
         return f"{name}({', '.join(parts)})"
-
-
-def architecture_differences(src, dst):
-    """Lines `field: source X, destination Y` for every field that differs."""
-    return [
-        f"{field}: source {getattr(src, field)!r}, destination {getattr(dst, field)!r}"
-        for field in ARCHITECTURE_FIELDS
-        if getattr(src, field) != getattr(dst, field)
-    ]
 
 
 # --------------------------------------------------------------------------
@@ -504,32 +485,30 @@ def build_keras(spec):
 # --------------------------------------------------------------------------
 
 
-def torch_to_keras_arrays(spec, torch_arrays):
-    """`{torch name: array}` -> `{keras key: array}` for every slot of `spec`."""
-    keras_arrays = {}
+def _map_slots(spec, arrays, src_names, src_key, dst_key, transform):
+    """Applies a family transform to every slot; keys in, keys out, per slot."""
+    mapped = {}
     for layer, reverse in spec.slots():
         slot = {
-            weight: torch_arrays[torch_param_name(weight, layer, reverse)]
-            for weight in TORCH_RECURRENT_WEIGHTS
-            if torch_param_name(weight, layer, reverse) in torch_arrays
+            name: arrays[src_key(name, layer, reverse)]
+            for name in src_names
+            if src_key(name, layer, reverse) in arrays
         }
-        for weight, array in spec.family.torch_to_keras(slot).items():
-            keras_arrays[keras_weight_key(weight, layer, reverse)] = array
-    return keras_arrays
+        for name, array in transform(slot).items():
+            mapped[dst_key(name, layer, reverse)] = array
+    return mapped
+
+
+def torch_to_keras_arrays(spec, torch_arrays):
+    """`{torch name: array}` -> `{keras key: array}` for every slot of `spec`."""
+    return _map_slots(spec, torch_arrays, TORCH_RECURRENT_WEIGHTS, torch_param_name,
+                      keras_weight_key, spec.family.torch_to_keras)
 
 
 def keras_to_torch_arrays(spec, keras_arrays):
     """`{keras key: array}` -> `{torch name: array}` for every slot of `spec`."""
-    torch_arrays = {}
-    for layer, reverse in spec.slots():
-        slot = {
-            weight: keras_arrays[keras_weight_key(weight, layer, reverse)]
-            for weight in KERAS_RECURRENT_WEIGHTS
-            if keras_weight_key(weight, layer, reverse) in keras_arrays
-        }
-        for weight, array in spec.family.keras_to_torch(slot).items():
-            torch_arrays[torch_param_name(weight, layer, reverse)] = array
-    return torch_arrays
+    return _map_slots(spec, keras_arrays, KERAS_RECURRENT_WEIGHTS, keras_weight_key,
+                      torch_param_name, spec.family.keras_to_torch)
 
 
 # --------------------------------------------------------------------------

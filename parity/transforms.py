@@ -55,6 +55,16 @@ def reorder_gates(array, src_order, dst_order, axis=0):
     return np.concatenate([blocks[i] for i in perm], axis=axis)
 
 
+def to_keras_gates(kind, array):
+    """Gate blocks along axis 0, PyTorch order -> Keras order, for `kind`."""
+    return reorder_gates(array, TORCH_GATES[kind], KERAS_GATES[kind], axis=0)
+
+
+def to_torch_gates(kind, array):
+    """Gate blocks along axis 0, Keras order -> PyTorch order, for `kind`."""
+    return reorder_gates(array, KERAS_GATES[kind], TORCH_GATES[kind], axis=0)
+
+
 def transpose(array):
     """PyTorch `(out, in)` <-> Keras `(in, out)`."""
     return np.ascontiguousarray(array.T)
