@@ -67,7 +67,7 @@ def write_plan(arrays, targets):
     """Writes every array into its target (call `check_plan` first)."""
     for key, target in targets.items():
         array = np.ascontiguousarray(arrays[key])
-        if isinstance(target, torch.nn.Parameter):
+        if isinstance(target, torch.nn.Parameter) and not isinstance(target, keras.Variable):
             with torch.no_grad():
                 target.copy_(torch.from_numpy(array))
         else:
@@ -81,4 +81,5 @@ def is_keras(obj):
 
 
 def is_torch(obj):
-    return isinstance(obj, torch.nn.Module)
+    # On Keras's torch backend every Keras layer is also a torch.nn.Module.
+    return isinstance(obj, torch.nn.Module) and not isinstance(obj, keras.layers.Layer)
