@@ -144,20 +144,67 @@ def _with_sequences_and_state(unit):
     return copy
 
 
-def run_keras_recurrent(keras_obj, x_batch_major, states):
+def run_keras_recurrent(keras_obj, x_batch_major, states, mask=None):
     """Runs a Keras recurrent layer/stack; returns `[outputs, h_n(, c_n)]` as numpy."""
+    if mask is not None:
+        mask = keras.ops.convert_to_tensor(mask)
     if isinstance(keras_obj, TorchRNN) and keras_obj.return_state:
-        result = keras_obj(x_batch_major, initial_state=states, training=False)
+        result = keras_obj(x_batch_major, initial_state=states, training=False, mask=mask)
     else:
         structure = recurrent.keras_structure(keras_obj)
         units = [_with_sequences_and_state(u) for u in structure.units]
         result = recurrent.run_stack_layers(
-            units, x_batch_major, None if states is None else tuple(states), training=False
+            units, x_batch_major, None if states is None else tuple(states), training=False,
+            mask=mask,
         )
     return [_numpy(r) for r in result]
 
 
-def _compare_recurrent_layer(module, keras_obj, x, initial_state):
+def valid_lengths(lengths, mask, batch, time):
+    """Checks `lengths` (or a right-padded boolean `mask`) against the input.
+
+    Returns:
+        `(lengths, mask)` as an int64 `(batch,)` array and a boolean
+        `(batch, time)` array, or `(None, None)`.
+    """
+    if lengths is None and mask is None:
+        return None, None
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (batch, time) or mask.dtype != bool:
+            raise ConversionError(
+                f"mask must be boolean (batch, time) = ({batch}, {time}), batch-major like "
+                f"Keras masks. Received: dtype={mask.dtype}, shape={mask.shape}"
+            )
+        from_mask = mask.sum(axis=1)
+        if not np.array_equal(mask, np.arange(time)[None, :] < from_mask[:, None]):
+            raise ConversionError(
+                "mask must be right-padded (True then False in every row): a PyTorch "
+                "PackedSequence only describes right padding. Left-padded Keras input "
+                "gives the same final states when shifted to the right (docs/beyond.md). "
+                f"Received: rows {np.flatnonzero(~np.all(mask == (np.arange(time) < from_mask[:, None]), axis=1)).tolist()} are not prefixes"
+            )
+        if lengths is not None and not np.array_equal(np.asarray(lengths), from_mask):
+            raise ConversionError(
+                f"lengths and mask disagree. Received: lengths={np.asarray(lengths).tolist()}, "
+                f"mask sums={from_mask.tolist()}"
+            )
+        lengths = from_mask
+    lengths = np.asarray(lengths)
+    if lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ConversionError(
+            f"lengths must be integers, one per sequence ({batch}). "
+            f"Received: dtype={lengths.dtype}, shape={lengths.shape}"
+        )
+    if lengths.min(initial=1) < 1 or lengths.max(initial=1) > time:
+        raise ConversionError(
+            f"every length must be between 1 and the sequence length {time}. "
+            f"Received: lengths={lengths.tolist()}"
+        )
+    return lengths.astype(np.int64), np.arange(time)[None, :] < lengths[:, None]
+
+
+def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, mask=None):
     spec = recurrent.torch_spec(module)
     states = recurrent.split_torch_state(spec, initial_state)
     dtype = _torch_dtype(module)
@@ -165,23 +212,48 @@ def _compare_recurrent_layer(module, keras_obj, x, initial_state):
     torch_states = None
     if states is not None:
         torch_states = tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=dtype_name(dtype))) for s in states)
+    if x_t.ndim != 3:
+        raise ConversionError(
+            f"nn.{type(module).__name__}: x must be 3-D, "
+            f"{'(batch, time, features)' if module.batch_first else '(time, batch, features)'}. "
+            f"Received: shape={tuple(x_t.shape)}"
+        )
+    batch, time = (x_t.shape[0], x_t.shape[1]) if module.batch_first else (x_t.shape[1], x_t.shape[0])
+    lengths, mask = valid_lengths(lengths, mask, batch, time)
+    inputs = x_t
+    if lengths is not None:
+        inputs = torch.nn.utils.rnn.pack_padded_sequence(
+            x_t, torch.from_numpy(lengths), batch_first=module.batch_first, enforce_sorted=False
+        )
     with torch.no_grad():
         if torch_states is None:
-            out, final = module(x_t)
+            out, final = module(inputs)
         else:
-            out, final = module(x_t, torch_states if len(torch_states) > 1 else torch_states[0])
+            out, final = module(inputs, torch_states if len(torch_states) > 1 else torch_states[0])
+    if lengths is not None:
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(
+            out, batch_first=module.batch_first, total_length=time
+        )
     finals = final if isinstance(final, tuple) else (final,)
     torch_results = [out.numpy()] + [f.numpy() for f in finals]
 
     x_np = x_t.numpy()
     x_bm = x_np if module.batch_first else np.swapaxes(x_np, 0, 1)
     keras_states = None if torch_states is None else [s.numpy() for s in torch_states]
-    keras_results = run_keras_recurrent(keras_obj, x_bm, keras_states)
+    keras_results = run_keras_recurrent(keras_obj, x_bm, keras_states, mask=mask)
+    note = ""
+    if mask is not None:
+        # Padded steps hold zeros in PyTorch and the carried output in Keras:
+        # only valid steps are compared (docs/beyond.md).
+        keras_results[0] = np.where(mask[:, :, None], keras_results[0], 0.0).astype(
+            keras_results[0].dtype
+        )
+        note = "valid steps only"
     if not module.batch_first:
         keras_results[0] = np.swapaxes(keras_results[0], 0, 1)
     names = ["outputs"] + [f"{s}_n" for s in spec.family.STATES]
     labels = [slot_label(layer, reverse) for layer, reverse in spec.slots()]
-    return names, torch_results, keras_results, labels
+    return names, torch_results, keras_results, labels, note
 
 
 def _compare_recurrent_cell(cell, keras_cell, x, initial_state):
@@ -271,7 +343,8 @@ def _compare_model(model, keras_model, x, initial_state):
     return ["outputs"], [expected], [actual], [], note
 
 
-def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
+def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
+            lengths=None, mask=None):
     """Runs both objects on `x` and compares every output and final state.
 
     Args:
@@ -283,6 +356,12 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
             loop; integer indices for `Embedding`.
         initial_state: `h0`, or `(h0, c0)` for LSTM, in PyTorch's layout.
         atol, rtol: the tolerance the report's `ok` flags use.
+        lengths: recurrent layers only: the valid length of each sequence
+            (right padding). PyTorch runs a `PackedSequence`, Keras gets the
+            matching mask; outputs are compared at valid steps, final states
+            at each sequence's last valid step.
+        mask: instead of `lengths`, a boolean `(batch, time)` Keras mask
+            (batch-major, right-padded).
 
     Returns:
         A `ParityReport`.
@@ -316,7 +395,17 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
                 run = _compare_recurrent_layer
         else:
             run = _compare_plain
-        names, expected, actual, labels, *note = run(torch_obj, keras_obj, x, initial_state)
+        if lengths is not None or mask is not None:
+            if run is not _compare_recurrent_layer:
+                raise ConversionError(
+                    f"lengths/mask apply to recurrent layers and stacks; "
+                    f"{torch_label} is not one. Received: lengths={lengths!r}"
+                )
+            names, expected, actual, labels, *note = run(
+                torch_obj, keras_obj, x, initial_state, lengths=lengths, mask=mask
+            )
+        else:
+            names, expected, actual, labels, *note = run(torch_obj, keras_obj, x, initial_state)
     finally:
         torch_obj.train(was_training)
     outputs = {
@@ -331,7 +420,8 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
     )
 
 
-def assert_parity(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5):
+def assert_parity(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
+                  lengths=None, mask=None):
     """`compare`, raising `ParityError` (an `AssertionError`) when anything differs.
 
     The message names the worst output path, e.g.
@@ -341,7 +431,8 @@ def assert_parity(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1
     Returns:
         The `ParityReport` when every output is within tolerance.
     """
-    report = compare(torch_obj, keras_obj, x, initial_state=initial_state, atol=atol, rtol=rtol)
+    report = compare(torch_obj, keras_obj, x, initial_state=initial_state, atol=atol, rtol=rtol,
+                     lengths=lengths, mask=mask)
     if not report.ok:
         worst = report.worst
         detail = worst.note or (

@@ -530,7 +530,7 @@ def split_torch_state(spec, initial_state):
     return tuple(np.asarray(s) for s in states)
 
 
-def run_stack_layers(units, inputs, states, training=None):
+def run_stack_layers(units, inputs, states, training=None, mask=None):
     """Runs Keras stack `units` with PyTorch-layout states; returns torch-layout results.
 
     Args:
@@ -539,6 +539,9 @@ def run_stack_layers(units, inputs, states, training=None):
         inputs: batch-major `(batch, time, features)`.
         states: `None` or a tuple of `(num_layers * num_directions, batch, hidden)`
             tensors, one per state (`h`, or `h`, `c`).
+        mask: `None` or a boolean `(batch, time)` mask, passed to every layer:
+            masked steps are skipped, as PyTorch skips the padding of a
+            `PackedSequence`.
 
     Returns:
         `[outputs, h_n]` or `[outputs, h_n, c_n]`, states stacked like PyTorch's.
@@ -555,7 +558,7 @@ def run_stack_layers(units, inputs, states, training=None):
         initial = None
         if states is not None:
             initial = [s[slot + d] for d in range(directions) for s in states]
-        result = unit(x, initial_state=initial, training=training)
+        result = unit(x, initial_state=initial, training=training, mask=mask)
         x, unit_states = result[0], result[1:]
         per_direction = len(unit_states) // directions
         if finals is None:

@@ -34,6 +34,9 @@ class TorchRNN(keras.Model):
         inputs: `(batch, time, input_size)`, batch-major like every Keras RNN.
         initial_state: `None`, `h0`, or for LSTM `[h0, c0]`, each
             `(num_layers * num_directions, batch, hidden_size)`.
+        mask: optional boolean `(batch, time)`; masked steps are skipped (the
+            Keras counterpart of PyTorch's `PackedSequence`). Passed on
+            automatically after `Embedding(mask_zero=True)` or `Masking`.
 
     Returns:
         `[outputs, h_n]` (LSTM: `[outputs, h_n, c_n]`); `outputs` is
@@ -62,6 +65,7 @@ class TorchRNN(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.supports_masking = True
         if kind not in RECURRENT:
             raise ValueError(
                 f"kind must be one of {sorted(RECURRENT)}. Received: kind={kind!r}"
@@ -117,13 +121,20 @@ class TorchRNN(keras.Model):
             features = self.hidden_size * (2 if self.bidirectional else 1)
         self.built = True
 
-    def call(self, inputs, initial_state=None, training=None):
+    def call(self, inputs, initial_state=None, training=None, mask=None):
         if initial_state is not None and not isinstance(initial_state, (list, tuple)):
             initial_state = (initial_state,)
         results = run_stack_layers(
-            self.stack_layers(), inputs, initial_state, training=training
+            self.stack_layers(), inputs, initial_state, training=training, mask=mask
         )
         return results if self.return_state else results[0]
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        if self.return_state:
+            return [mask] + [None] * len(RECURRENT[self.kind].STATES)
+        return mask
 
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]
