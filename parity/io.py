@@ -1111,6 +1111,12 @@ def describe_keras(obj):
     return label
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def temporary_path(path, suffix):
     """A hidden sibling of `path` ending in `suffix` (Keras checks the suffix)."""
     directory, base = os.path.split(os.path.abspath(path))
@@ -1143,6 +1149,8 @@ def write(checkpoint, path):
     temporary = temporary_path(path, suffix)
     try:
         fmt.writer(checkpoint, temporary)
+        # Some writers (safetensors) create 0600 files; give the usual permissions.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         raise FileError(

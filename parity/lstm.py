@@ -9,6 +9,8 @@ PyTorch packs `weight_ih` rows as `(W_ii|W_if|W_ig|W_io)`; Keras packs
 import keras
 import torch
 
+from parity.activations import SUPPORTED
+from parity.torch_modules import KerasLSTM, KerasFormulaRNN
 from parity.transforms import (
     to_keras_gates,
     to_torch_gates,
@@ -23,6 +25,7 @@ TORCH_LAYER = torch.nn.LSTM
 KERAS_CELL = keras.layers.LSTMCell
 KERAS_LAYER = keras.layers.LSTM
 STATES = ("h", "c")
+TORCH_KERAS_FORMULA = KerasLSTM
 
 
 def _to_keras_gates(array):
@@ -34,25 +37,41 @@ def _to_torch_gates(array):
 
 
 def torch_options(module):
-    # `proj_size` is refused by the shared code in `recurrent.py`.
+    if isinstance(module, KerasFormulaRNN):
+        return {
+            "activation": module.activation,
+            "recurrent_activation": module.recurrent_activation,
+        }
     return {}
 
 
-def torch_kwargs(options):
+def torch_native(spec):
+    """Whether `nn.LSTM` itself computes `spec` (else `KerasLSTM` does)."""
+    return (spec.activation == "tanh" and spec.recurrent_activation == "sigmoid")
+
+
+def torch_kwargs(spec):
     return {}
 
 
-def keras_kwargs(options):
-    return {}
+def keras_kwargs(spec):
+    """Keras layer/cell arguments, also those of `KerasLSTM`."""
+    return {
+        "activation": spec.activation,
+        "recurrent_activation": spec.recurrent_activation,
+    }
 
 
 def keras_options(cell, check):
-    check("activation", cell.activation, ("tanh",))
-    check("recurrent_activation", cell.recurrent_activation, ("sigmoid",))
-    return {}
+    return {
+        "activation": check("activation", cell.activation, SUPPORTED),
+        "recurrent_activation": check(
+            "recurrent_activation", cell.recurrent_activation, SUPPORTED
+        ),
+    }
 
 
-def torch_to_keras(w):
+def torch_to_keras(w, spec=None):
     keras_w = {
         "kernel": transpose(_to_keras_gates(w["weight_ih"])),
         "recurrent_kernel": transpose(_to_keras_gates(w["weight_hh"])),
@@ -62,7 +81,7 @@ def torch_to_keras(w):
     return keras_w
 
 
-def keras_to_torch(w):
+def keras_to_torch(w, spec=None):
     torch_w = {
         "weight_ih": _to_torch_gates(transpose(w["kernel"])),
         "weight_hh": _to_torch_gates(transpose(w["recurrent_kernel"])),

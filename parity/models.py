@@ -254,7 +254,7 @@ def _keras_recurrent_for_sequential(module, name):
     if spec.num_layers == 1:
         layer = spec.family.KERAS_LAYER(
             spec.hidden_size, return_sequences=return_sequences, use_bias=spec.bias,
-            dtype=spec.dtype, name=name, **spec.family.keras_kwargs({"activation": spec.activation}),
+            dtype=spec.dtype, name=name, **spec.family.keras_kwargs(spec),
         )
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=name, dtype=spec.dtype)
@@ -266,11 +266,7 @@ def _keras_recurrent_for_sequential(module, name):
                 f"single Keras layer; split it into one module per layer. "
                 f"Received: {module}"
             )
-        layer = TorchRNN(
-            spec.kind, spec.input_size, spec.hidden_size, spec.num_layers, spec.bidirectional,
-            spec.bias, spec.activation, spec.dropout, return_state=False, dtype=spec.dtype,
-            name=name,
-        )
+        layer = TorchRNN.from_spec(spec, return_state=False, name=name)
         layer.build((None, None, spec.input_size))
     copy_weights(module, layer)
     return layer
@@ -348,11 +344,12 @@ def _torch_recurrent_for_sequential(layer):
 
 def _output_module(spec, return_sequences=True):
     """A fresh `parity.torch_modules` module (`batch_first=True`) for `spec`."""
-    module = OUTPUT_MODULES[spec.kind](
+    native = spec.family.torch_native(spec)
+    module = OUTPUT_MODULES[spec.kind, native](
         spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias,
         batch_first=True, dropout=spec.dropout, bidirectional=spec.bidirectional,
         return_sequences=return_sequences,
-        **spec.family.torch_kwargs({"activation": spec.activation}),
+        **(spec.family.torch_kwargs(spec) if native else spec.family.keras_kwargs(spec)),
     )
     return module.to(getattr(torch, spec.dtype))
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import torch
 
+from parity.activations import activation_name
 from parity.dtypes import dtype_name, single_dtype
 from parity.errors import ConversionError
 from parity.naming import (
@@ -35,14 +36,18 @@ from parity.registry import RECURRENT, lookup_type
 class RecurrentSpec:
     """A recurrent cell or layer stack, in PyTorch's terms.
 
-    `activation` is the SimpleRNN nonlinearity (`"tanh"` or `"relu"`); LSTM
-    and GRU always use tanh/sigmoid.
+    `activation` is the SimpleRNN nonlinearity / the LSTM and GRU cell
+    activation, `recurrent_activation` the LSTM and GRU gate activation,
+    `reset_after` the GRU variant. PyTorch's own layers compute tanh (or
+    relu) / sigmoid / `reset_after=True`; other values need
+    `parity.torch_modules.KerasFormulaRNN` on the PyTorch side.
     """
 
     # Fields that must agree for `copy_weights`; `dropout` has no weights and
     # is only a training-time difference, so it is not compared.
     ARCHITECTURE_FIELDS = ("kind", "cell", "input_size", "hidden_size", "num_layers",
-                           "bidirectional", "bias", "activation", "dtype")
+                           "bidirectional", "bias", "activation", "recurrent_activation",
+                           "reset_after", "dtype")
 
     kind: str
     input_size: int
@@ -51,6 +56,8 @@ class RecurrentSpec:
     bidirectional: bool = False
     bias: bool = True
     activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    reset_after: bool = True
     dropout: float = 0.0
     dtype: str = "float32"
     cell: bool = False
@@ -86,6 +93,13 @@ class RecurrentSpec:
         parts.append(f"bias={self.bias}")
         if self.kind == "rnn":
             parts.append(f"nonlinearity={self.activation!r}")
+        else:
+            if self.activation != "tanh":
+                parts.append(f"activation={self.activation!r}")
+            if self.recurrent_activation != "sigmoid":
+                parts.append(f"recurrent_activation={self.recurrent_activation!r}")
+            if self.kind == "gru" and not self.reset_after:
+                parts.append("reset_after=False")
         if self.dropout:
             parts.append(f"dropout={self.dropout}")
         parts.append(self.dtype)
@@ -107,7 +121,6 @@ def torch_spec(module):
             f"equivalent yet. Received: proj_size={module.proj_size}"
         )
     dtype = single_dtype([p.dtype for p in module.parameters()], name, ConversionError)
-    options = family.torch_options(module)
     cell = role == "cell"
     return RecurrentSpec(
         kind=family.KIND,
@@ -116,10 +129,10 @@ def torch_spec(module):
         num_layers=1 if cell else module.num_layers,
         bidirectional=False if cell else module.bidirectional,
         bias=module.bias,
-        activation=options.get("activation", "tanh"),
         dropout=0.0 if cell else float(module.dropout),
         dtype=dtype,
         cell=cell,
+        **family.torch_options(module),
     )
 
 
@@ -149,10 +162,21 @@ def expected_torch_names(spec):
 def build_torch(spec, batch_first=True):
     """A fresh torch module for `spec`; layers are `batch_first=True` like Keras."""
     family = spec.family
-    kwargs = family.torch_kwargs({"activation": spec.activation})
+    native = family.torch_native(spec)
+    if spec.cell and not native:
+        raise ConversionError(
+            f"{spec}: no PyTorch cell computes these options; convert the layer "
+            f"(parity.torch_modules.KerasFormulaRNN) instead. Received: {spec}"
+        )
     if spec.cell:
         module = family.TORCH_CELL(
-            spec.input_size, spec.hidden_size, bias=spec.bias, **kwargs
+            spec.input_size, spec.hidden_size, bias=spec.bias, **family.torch_kwargs(spec)
+        )
+    elif not native:
+        module = family.TORCH_KERAS_FORMULA(
+            spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias,
+            batch_first=batch_first, dropout=spec.dropout, bidirectional=spec.bidirectional,
+            **family.keras_kwargs(spec),
         )
     else:
         with warnings.catch_warnings():
@@ -167,7 +191,7 @@ def build_torch(spec, batch_first=True):
                 batch_first=batch_first,
                 dropout=spec.dropout,
                 bidirectional=spec.bidirectional,
-                **kwargs,
+                **family.torch_kwargs(spec),
             )
     return module.to(getattr(torch, spec.dtype))
 
@@ -189,16 +213,10 @@ def _keras_role(obj):
     return found[1]
 
 
-def _activation_name(value):
-    if isinstance(value, str):
-        return value
-    return getattr(value, "__name__", repr(value))
-
-
 def _option_checker(where):
     def check(option, value, supported):
         if callable(value) and not isinstance(value, bool):
-            value = _activation_name(value)
+            value = activation_name(value)
         if value not in supported:
             raise ConversionError(
                 f"{where}: {option}={value!r} has no PyTorch equivalent "
@@ -235,7 +253,7 @@ def _check_keras_layer_options(layer, expect_backwards=False):
 
 
 def _keras_cell_spec_fields(cell, where):
-    """`(family, input_size, units, use_bias, activation, dtype)` of a built Keras cell."""
+    """The spec fields a built Keras cell determines, with its family."""
     if _keras_role(cell) != "cell":
         raise ConversionError(
             f"{where}: {type(cell).__name__} is not a SimpleRNNCell, LSTMCell or "
@@ -255,14 +273,15 @@ def _keras_cell_spec_fields(cell, where):
             f"mixed-precision policy); PyTorch computes in the weights' dtype. "
             f"Received: dtype_policy={cell.dtype_policy.name!r}"
         )
-    return (
-        family,
-        int(cell.kernel.shape[0]),
-        int(cell.units),
-        bool(cell.use_bias),
-        options.get("activation", "tanh"),
-        dtype,
-    )
+    fields = {
+        "kind": family.KIND,
+        "input_size": int(cell.kernel.shape[0]),
+        "hidden_size": int(cell.units),
+        "bias": bool(cell.use_bias),
+        "dtype": dtype,
+        **options,
+    }
+    return family, fields
 
 
 @dataclasses.dataclass
@@ -303,18 +322,8 @@ def keras_structure(obj):
     from parity.stacked import TorchRNN
 
     if _keras_role(obj) == "cell":
-        family, input_size, units, use_bias, activation, dtype = _keras_cell_spec_fields(
-            obj, _layer_name(obj)
-        )
-        spec = RecurrentSpec(
-            kind=family.KIND,
-            input_size=input_size,
-            hidden_size=units,
-            bias=use_bias,
-            activation=activation,
-            dtype=dtype,
-            cell=True,
-        )
+        _, fields = _keras_cell_spec_fields(obj, _layer_name(obj))
+        spec = RecurrentSpec(cell=True, **fields)
         return KerasRecurrent(spec=spec, units=[obj], slots=[(None, False, obj)])
 
     units = _stack_units(obj)
@@ -365,7 +374,7 @@ def keras_structure(obj):
             )
         recurrent.append(unit)
         for reverse, layer in directions:
-            f = _keras_cell_spec_fields(layer.cell, _layer_name(layer))
+            _, f = _keras_cell_spec_fields(layer.cell, _layer_name(layer))
             fields.append((layer_index, reverse, _layer_name(layer), f))
             slots.append((layer_index, reverse, layer.cell))
 
@@ -382,11 +391,13 @@ def keras_structure(obj):
             f"{[_layer_name(u) for u in recurrent]}"
         )
     first = fields[0][3]
+    labels = {"kind": "layer type", "hidden_size": "units", "bias": "use_bias"}
     for layer_index, reverse, name, f in fields[1:]:
-        for label, position in (("layer type", 0), ("units", 2), ("use_bias", 3),
-                                ("activation", 4), ("dtype", 5)):
-            theirs = f[position].KIND if position == 0 else f[position]
-            ours = first[position].KIND if position == 0 else first[position]
+        for field in first:
+            if field == "input_size":
+                continue
+            label = labels.get(field, field)
+            theirs, ours = f[field], first[field]
             if theirs != ours:
                 raise ConversionError(
                     f"{where}: {name} ({slot_label(layer_index, reverse)}) has "
@@ -403,17 +414,8 @@ def keras_structure(obj):
     dropout = dropouts[0] if dropouts else 0.0
     if isinstance(obj, TorchRNN):
         dropout = float(obj.dropout)
-    family, input_size, units_, use_bias, activation, dtype = first
     spec = RecurrentSpec(
-        kind=family.KIND,
-        input_size=input_size,
-        hidden_size=units_,
-        num_layers=len(recurrent),
-        bidirectional=bidirectional[0],
-        bias=use_bias,
-        activation=activation,
-        dropout=dropout,
-        dtype=dtype,
+        num_layers=len(recurrent), bidirectional=bidirectional[0], dropout=dropout, **first
     )
     return KerasRecurrent(spec=spec, units=units, slots=slots)
 
@@ -450,11 +452,7 @@ def build_keras(spec):
     from parity.stacked import TorchRNN
 
     family = spec.family
-    kwargs = dict(
-        use_bias=spec.bias,
-        dtype=spec.dtype,
-        **family.keras_kwargs({"activation": spec.activation}),
-    )
+    kwargs = dict(use_bias=spec.bias, dtype=spec.dtype, **family.keras_kwargs(spec))
     if spec.cell:
         cell = family.KERAS_CELL(spec.hidden_size, **kwargs)
         cell.build((None, spec.input_size))
@@ -465,17 +463,7 @@ def build_keras(spec):
         )
         layer.build((None, None, spec.input_size))
         return layer
-    model = TorchRNN(
-        kind=spec.kind,
-        input_size=spec.input_size,
-        hidden_size=spec.hidden_size,
-        num_layers=spec.num_layers,
-        bidirectional=spec.bidirectional,
-        use_bias=spec.bias,
-        activation=spec.activation,
-        dropout=spec.dropout,
-        dtype=spec.dtype,
-    )
+    model = TorchRNN.from_spec(spec)
     model.build((None, None, spec.input_size))
     return model
 
@@ -502,13 +490,13 @@ def _map_slots(spec, arrays, src_names, src_key, dst_key, transform):
 def torch_to_keras_arrays(spec, torch_arrays):
     """`{torch name: array}` -> `{keras key: array}` for every slot of `spec`."""
     return _map_slots(spec, torch_arrays, TORCH_RECURRENT_WEIGHTS, torch_param_name,
-                      keras_weight_key, spec.family.torch_to_keras)
+                      keras_weight_key, lambda w: spec.family.torch_to_keras(w, spec))
 
 
 def keras_to_torch_arrays(spec, keras_arrays):
     """`{keras key: array}` -> `{torch name: array}` for every slot of `spec`."""
     return _map_slots(spec, keras_arrays, KERAS_RECURRENT_WEIGHTS, keras_weight_key,
-                      torch_param_name, spec.family.keras_to_torch)
+                      torch_param_name, lambda w: spec.family.keras_to_torch(w, spec))
 
 
 # --------------------------------------------------------------------------

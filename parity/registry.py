@@ -37,6 +37,7 @@ def register_recurrent(family):
         (family.TORCH_LAYER, "layer"),
         (family.KERAS_CELL, "cell"),
         (family.KERAS_LAYER, "layer"),
+        (family.TORCH_KERAS_FORMULA, "layer"),
     ):
         _claim(RECURRENT_TYPES, cls, (family, role))
 

@@ -8,6 +8,8 @@ So `kernel = W_ih^T`, `recurrent_kernel = W_hh^T`, `bias = b_ih + b_hh`.
 import keras
 import torch
 
+from parity.activations import SUPPORTED
+from parity.torch_modules import KerasFormulaRNN, KerasSimpleRNN
 from parity.transforms import split_bias, sum_biases, transpose
 
 KIND = "rnn"
@@ -16,29 +18,37 @@ TORCH_LAYER = torch.nn.RNN
 KERAS_CELL = keras.layers.SimpleRNNCell
 KERAS_LAYER = keras.layers.SimpleRNN
 STATES = ("h",)
-ACTIVATIONS = ("tanh", "relu")
+NATIVE_ACTIVATIONS = ("tanh", "relu")
+TORCH_KERAS_FORMULA = KerasSimpleRNN
 
 
 def torch_options(module):
     """Options of a torch module that change what it computes."""
+    if isinstance(module, KerasFormulaRNN):
+        return {"activation": module.activation}
     return {"activation": module.nonlinearity}
 
 
-def torch_kwargs(options):
-    return {"nonlinearity": options["activation"]}
+def torch_native(spec):
+    """Whether `nn.RNN` itself computes `spec` (else `KerasSimpleRNN` does)."""
+    return spec.activation in NATIVE_ACTIVATIONS
 
 
-def keras_kwargs(options):
-    return {"activation": options["activation"]}
+def torch_kwargs(spec):
+    return {"nonlinearity": spec.activation}
+
+
+def keras_kwargs(spec):
+    """Keras layer/cell arguments, also those of `KerasSimpleRNN`."""
+    return {"activation": spec.activation}
 
 
 def keras_options(cell, check):
     """Options of a Keras cell; `check(option, value, supported)` raises for unsupported ones."""
-    activation = check("activation", cell.activation, ACTIVATIONS)
-    return {"activation": activation}
+    return {"activation": check("activation", cell.activation, SUPPORTED)}
 
 
-def torch_to_keras(w):
+def torch_to_keras(w, spec=None):
     keras_w = {
         "kernel": transpose(w["weight_ih"]),
         "recurrent_kernel": transpose(w["weight_hh"]),
@@ -48,7 +58,7 @@ def torch_to_keras(w):
     return keras_w
 
 
-def keras_to_torch(w):
+def keras_to_torch(w, spec=None):
     torch_w = {
         "weight_ih": transpose(w["kernel"]),
         "weight_hh": transpose(w["recurrent_kernel"]),

@@ -25,7 +25,9 @@ class TorchRNN(keras.Model):
         num_layers: stacked layers.
         bidirectional: wrap every layer in `Bidirectional(merge_mode="concat")`.
         use_bias: PyTorch's `bias`.
-        activation: SimpleRNN only, `"tanh"` or `"relu"`.
+        activation: the SimpleRNN nonlinearity / LSTM and GRU cell activation.
+        recurrent_activation: LSTM and GRU gate activation.
+        reset_after: GRU variant.
         dropout: rate of the `Dropout` between stacked layers (training only).
         return_state: `False` returns the output sequence alone, so the model
             can sit inside a `keras.Sequential`.
@@ -62,6 +64,8 @@ class TorchRNN(keras.Model):
         activation="tanh",
         dropout=0.0,
         return_state=True,
+        recurrent_activation="sigmoid",
+        reset_after=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +81,8 @@ class TorchRNN(keras.Model):
         self.bidirectional = bool(bidirectional)
         self.use_bias = bool(use_bias)
         self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.reset_after = bool(reset_after)
         self.dropout = float(dropout)
         self.return_state = bool(return_state)
         family = RECURRENT[kind]
@@ -85,7 +91,7 @@ class TorchRNN(keras.Model):
             return_sequences=True,
             return_state=True,
             dtype=self.dtype_policy,
-            **family.keras_kwargs({"activation": activation}),
+            **family.keras_kwargs(self),
         )
         self.rnn_layers = []
         self.dropout_layers = []
@@ -157,5 +163,18 @@ class TorchRNN(keras.Model):
             activation=self.activation,
             dropout=self.dropout,
             return_state=self.return_state,
+            recurrent_activation=self.recurrent_activation,
+            reset_after=self.reset_after,
         )
         return config
+
+    @classmethod
+    def from_spec(cls, spec, **kwargs):
+        """A `TorchRNN` for a `parity.recurrent.RecurrentSpec` (not yet built)."""
+        return cls(
+            kind=spec.kind, input_size=spec.input_size, hidden_size=spec.hidden_size,
+            num_layers=spec.num_layers, bidirectional=spec.bidirectional,
+            use_bias=spec.bias, activation=spec.activation, dropout=spec.dropout,
+            recurrent_activation=spec.recurrent_activation, reset_after=spec.reset_after,
+            dtype=spec.dtype, **kwargs,
+        )

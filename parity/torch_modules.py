@@ -42,4 +42,180 @@ class GRUOutput(_SequenceOutputMixin, torch.nn.GRU):
     """`nn.GRU` returning only its output (see the module docstring)."""
 
 
-OUTPUT_MODULES = {"rnn": RNNOutput, "lstm": LSTMOutput, "gru": GRUOutput}
+
+
+class KerasFormulaRNN(torch.nn.Module):
+    """A PyTorch module computing Keras's recurrent formula, for options PyTorch lacks.
+
+    Keras GRU `reset_after=False` (the reset gate applied before the
+    recurrent matmul), and activations other than PyTorch's fixed
+    tanh/sigmoid (`hard_sigmoid`, `relu`, ...), have no PyTorch layer. This
+    module runs the time loop in Python with those formulas and keeps
+    PyTorch's names and layouts (`weight_ih_l0` `(gates*hidden, input)`,
+    gates in PyTorch's order, `_reverse` for the backward direction), so the
+    same converters, files and tools apply. Subclasses fix the kind:
+    `KerasSimpleRNN`, `KerasLSTM`, `KerasGRU`.
+
+    GRU with `reset_after=False` (Keras's `gru.py`):
+        `z = ra(W_iz x + b_iz + W_hz h + b_hz)`, `r = ra(W_ir x + b_ir + W_hr h + b_hr)`,
+        `n = act(W_in x + b_in + W_hn (r * h) + b_hn)`, `h' = z * h + (1 - z) * n`.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional: as for `nn.LSTM`.
+        activation: Keras's `activation` (SimpleRNN: the nonlinearity).
+        recurrent_activation: Keras's gate activation (LSTM, GRU).
+        reset_after: GRU only.
+    """
+
+    KIND = None
+    GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, activation="tanh",
+                 recurrent_activation="sigmoid", reset_after=True):
+        from parity.activations import TORCH_ACTIVATIONS
+        from parity.naming import torch_param_name
+
+        super().__init__()
+        for name, value in (("activation", activation),
+                            ("recurrent_activation", recurrent_activation)):
+            if value not in TORCH_ACTIVATIONS:
+                raise ValueError(
+                    f"{type(self).__name__}: {name} must be one of "
+                    f"{sorted(TORCH_ACTIVATIONS)}. Received: {name}={value!r}"
+                )
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional = float(dropout), bidirectional
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        self.reset_after = reset_after
+        self.proj_size = 0
+        gates = self.GATES[self.KIND] * hidden_size
+        directions = 2 if bidirectional else 1
+        bound = 1.0 / hidden_size ** 0.5
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for reverse in (False, True)[:directions]:
+                shapes = {"weight_ih": (gates, layer_input), "weight_hh": (gates, hidden_size)}
+                if bias:
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+                for weight, shape in shapes.items():
+                    # PyTorch's own initialisation: U(-1/sqrt(H), 1/sqrt(H))
+                    param = torch.nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+                    self.register_parameter(torch_param_name(weight, layer, reverse), param)
+
+    def _act(self, name):
+        from parity.activations import TORCH_ACTIVATIONS
+
+        return TORCH_ACTIVATIONS[name]
+
+    def _step(self, x_proj, h, c, w_hh, b_hh):
+        act, ract = self._act(self.activation), self._act(self.recurrent_activation)
+        if self.KIND == "rnn":
+            return act(x_proj + h @ w_hh.T + (b_hh if b_hh is not None else 0)), None
+        if self.KIND == "lstm":
+            gates = x_proj + h @ w_hh.T + (b_hh if b_hh is not None else 0)
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = ract(f) * c + ract(i) * act(g)
+            return ract(o) * act(c), c
+        x_r, x_z, x_n = x_proj.chunk(3, dim=-1)
+        w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)
+        b_hr, b_hz, b_hn = b_hh.chunk(3) if b_hh is not None else (0, 0, 0)
+        r = ract(x_r + h @ w_hr.T + b_hr)
+        z = ract(x_z + h @ w_hz.T + b_hz)
+        if self.reset_after:
+            n = act(x_n + r * (h @ w_hn.T + b_hn))
+        else:
+            n = act(x_n + (r * h) @ w_hn.T + b_hn)
+        return z * h + (1 - z) * n, None
+
+    def forward(self, input, hx=None):
+        from parity.naming import torch_param_name
+
+        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
+            raise NotImplementedError(
+                f"{type(self).__name__} does not take a PackedSequence yet. "
+                f"Received: a PackedSequence"
+            )
+        x = input if self.batch_first else input.transpose(0, 1)
+        batch, time = x.shape[0], x.shape[1]
+        directions = 2 if self.bidirectional else 1
+        slots = self.num_layers * directions
+        if hx is None:
+            zeros = x.new_zeros(slots, batch, self.hidden_size)
+            h0, c0 = zeros, zeros
+        elif self.KIND == "lstm":
+            h0, c0 = hx
+        else:
+            h0, c0 = hx, None
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for d, reverse in enumerate((False, True)[:directions]):
+                p = {w: getattr(self, torch_param_name(w, layer, reverse), None)
+                     for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+                x_proj = x @ p["weight_ih"].T
+                if p["bias_ih"] is not None:
+                    x_proj = x_proj + p["bias_ih"]
+                slot = layer * directions + d
+                h = h0[slot]
+                c = c0[slot] if self.KIND == "lstm" else None
+                steps = range(time - 1, -1, -1) if reverse else range(time)
+                out = [None] * time
+                for t in steps:
+                    h, c = self._step(x_proj[:, t], h, c, p["weight_hh"], p["bias_hh"])
+                    out[t] = h
+                outputs.append(torch.stack(out, dim=1))
+                finals_h.append(h)
+                finals_c.append(c)
+            x = torch.cat(outputs, dim=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = torch.nn.functional.dropout(x, self.dropout, training=True)
+        output = x if self.batch_first else x.transpose(0, 1)
+        h_n = torch.stack(finals_h)
+        if self.KIND == "lstm":
+            return output, (h_n, torch.stack(finals_c))
+        return output, h_n
+
+    def extra_repr(self):
+        extra = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        extra += f", bias={self.bias}, batch_first={self.batch_first}"
+        extra += f", bidirectional={self.bidirectional}, activation={self.activation!r}"
+        if self.KIND != "rnn":
+            extra += f", recurrent_activation={self.recurrent_activation!r}"
+        if self.KIND == "gru":
+            extra += f", reset_after={self.reset_after}"
+        return extra
+
+
+class KerasSimpleRNN(KerasFormulaRNN):
+    KIND = "rnn"
+
+
+class KerasLSTM(KerasFormulaRNN):
+    KIND = "lstm"
+
+
+class KerasGRU(KerasFormulaRNN):
+    KIND = "gru"
+
+
+class KerasSimpleRNNOutput(_SequenceOutputMixin, KerasSimpleRNN):
+    """`KerasSimpleRNN` returning only its output."""
+
+
+class KerasLSTMOutput(_SequenceOutputMixin, KerasLSTM):
+    """`KerasLSTM` returning only its output."""
+
+
+class KerasGRUOutput(_SequenceOutputMixin, KerasGRU):
+    """`KerasGRU` returning only its output."""
+
+
+# (kind, computed by PyTorch's own layer) -> the output-only module
+OUTPUT_MODULES = {
+    ("rnn", True): RNNOutput, ("lstm", True): LSTMOutput, ("gru", True): GRUOutput,
+    ("rnn", False): KerasSimpleRNNOutput, ("lstm", False): KerasLSTMOutput,
+    ("gru", False): KerasGRUOutput,
+}

@@ -36,18 +36,17 @@ KERAS_SOURCE_CASES = [
      r"LSTM 'lstm\w*'.*not built.*Received: built=False"),
     ("unbuilt-cell", lambda: keras.layers.GRUCell(4), lambda: torch.nn.GRUCell(3, 4),
      r"GRUCell 'gru_cell\w*'.*not built.*Received: built=False"),
-    ("gru-reset-after-false", lambda: built(keras.layers.GRU(4, reset_after=False)),
-     lambda: torch.nn.GRU(3, 4), r"GRU 'gru\w*': reset_after=False .*Received: reset_after=False"),
-    ("lstm-activation-relu", lambda: built(keras.layers.LSTM(4, activation="relu")),
-     lambda: torch.nn.LSTM(3, 4), r"LSTM 'lstm\w*': activation='relu'.*Received: activation='relu'"),
-    ("lstm-hard-sigmoid", lambda: built(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")),
+    ("lstm-activation-gelu", lambda: built(keras.layers.LSTM(4, activation="gelu")),
      lambda: torch.nn.LSTM(3, 4),
-     r"recurrent_activation='hard_sigmoid'.*Received: recurrent_activation='hard_sigmoid'"),
+     r"LSTM 'lstm\w*': activation='gelu' has no PyTorch equivalent.*Received: activation='gelu'"),
+    ("gru-recurrent-activation-elu", lambda: built(keras.layers.GRU(4, recurrent_activation="elu")),
+     lambda: torch.nn.GRU(3, 4),
+     r"recurrent_activation='elu'.*Received: recurrent_activation='elu'"),
     ("gru-cell-hard-sigmoid",
      lambda: built_cell(keras.layers.GRUCell(4, recurrent_activation="hard_sigmoid")),
-     lambda: torch.nn.GRUCell(3, 4), r"GRUCell 'gru_cell\w*': recurrent_activation='hard_sigmoid'"),
-    ("simple-rnn-linear", lambda: built(keras.layers.SimpleRNN(4, activation="linear")),
-     lambda: torch.nn.RNN(3, 4), r"activation='linear'.*supported: 'tanh', 'relu'"),
+     lambda: torch.nn.GRUCell(3, 4), r"no PyTorch cell computes these options.*recurrent_activation='hard_sigmoid'"),
+    ("simple-rnn-elu", lambda: built(keras.layers.SimpleRNN(4, activation="elu")),
+     lambda: torch.nn.RNN(3, 4), r"activation='elu'.*supported: 'tanh', 'sigmoid', 'hard_sigmoid'"),
     ("go-backwards-alone", lambda: built(keras.layers.LSTM(4, go_backwards=True)),
      lambda: torch.nn.LSTM(3, 4), r"LSTM 'lstm\w*': go_backwards=True .*Received: go_backwards=True"),
     ("stateful", _stateful_gru,
@@ -87,6 +86,8 @@ def test_keras_source_refused(name, source, destination, message):
     with pytest.raises(parity.ConversionError, match=message):
         parity.to_torch(src)
     dst = destination()
+    if name == "gru-cell-hard-sigmoid":  # the cell itself is readable; the copy
+        message = r"recurrent_activation: source 'hard_sigmoid', destination 'sigmoid'"
     before = torch_weights(dst)
     with pytest.raises(parity.ConversionError, match=message):
         parity.copy_weights(src, dst)
@@ -100,6 +101,16 @@ def test_messages_end_with_received(name, source, destination, message):
     with pytest.raises(parity.ConversionError) as info:
         parity.to_torch(source())
     assert "Received: " in str(info.value).splitlines()[-1]
+
+
+def test_keras_only_option_into_a_pytorch_layer_is_refused():
+    """A reset_after=False GRU converts to KerasGRU, never into a plain nn.GRU."""
+    layer = built(keras.layers.GRU(4, reset_after=False))
+    dst = torch.nn.GRU(3, 4)
+    before = torch_weights(dst)
+    with pytest.raises(parity.ConversionError, match="reset_after: source False, destination True"):
+        parity.copy_weights(layer, dst)
+    assert all(torch.equal(before[k], v) for k, v in torch_weights(dst).items())
 
 
 def test_lstm_proj_size_refused():
