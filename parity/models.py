@@ -252,7 +252,7 @@ def _keras_recurrent_for_sequential(module, name):
     spec = recurrent.torch_spec(module)
     return_sequences = getattr(module, "return_sequences", True)
     if spec.num_layers == 1:
-        layer = spec.family.KERAS_LAYER(
+        layer = recurrent.keras_layer_class(spec)(
             spec.hidden_size, return_sequences=return_sequences, use_bias=spec.bias,
             dtype=spec.dtype, name=name, **spec.family.keras_kwargs(spec),
         )

@@ -6,8 +6,9 @@ Keras-side keys reuse the same suffix (`kernel_l0_reverse`), so an error
 names the same layer and direction on both sides.
 """
 
-TORCH_RECURRENT_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-KERAS_RECURRENT_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
+# `weight_hr` / `projection_kernel`: projected LSTM (PyTorch's proj_size) only.
+TORCH_RECURRENT_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+KERAS_RECURRENT_WEIGHTS = ("kernel", "recurrent_kernel", "bias", "projection_kernel")
 
 
 def slot_suffix(layer=None, reverse=False):

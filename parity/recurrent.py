@@ -47,7 +47,7 @@ class RecurrentSpec:
     # is only a training-time difference, so it is not compared.
     ARCHITECTURE_FIELDS = ("kind", "cell", "input_size", "hidden_size", "num_layers",
                            "bidirectional", "bias", "activation", "recurrent_activation",
-                           "reset_after", "dtype")
+                           "reset_after", "proj_size", "dtype")
 
     kind: str
     input_size: int
@@ -58,6 +58,7 @@ class RecurrentSpec:
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
     reset_after: bool = True
+    proj_size: int = 0
     dropout: float = 0.0
     dtype: str = "float32"
     cell: bool = False
@@ -100,6 +101,8 @@ class RecurrentSpec:
                 parts.append(f"recurrent_activation={self.recurrent_activation!r}")
             if self.kind == "gru" and not self.reset_after:
                 parts.append("reset_after=False")
+            if self.proj_size:
+                parts.append(f"proj_size={self.proj_size}")
         if self.dropout:
             parts.append(f"dropout={self.dropout}")
         parts.append(self.dtype)
@@ -115,11 +118,6 @@ def torch_spec(module):
     """Reads a `RecurrentSpec` off `nn.RNN/LSTM/GRU` or their cells."""
     family, role = lookup_type(module)
     name = type(module).__name__
-    if getattr(module, "proj_size", 0):
-        raise ConversionError(
-            f"{name}: proj_size={module.proj_size} (projected LSTM) has no Keras "
-            f"equivalent yet. Received: proj_size={module.proj_size}"
-        )
     dtype = single_dtype([p.dtype for p in module.parameters()], name, ConversionError)
     cell = role == "cell"
     return RecurrentSpec(
@@ -155,6 +153,8 @@ def expected_torch_names(spec):
         for weight in TORCH_RECURRENT_WEIGHTS:
             if weight.startswith("bias") and not spec.bias:
                 continue
+            if weight == "weight_hr" and not spec.proj_size:
+                continue
             names.append(torch_param_name(weight, layer, reverse))
     return names
 
@@ -163,7 +163,7 @@ def build_torch(spec, batch_first=True):
     """A fresh torch module for `spec`; layers are `batch_first=True` like Keras."""
     family = spec.family
     native = family.torch_native(spec)
-    if spec.cell and not native:
+    if spec.cell and (not native or spec.proj_size):
         raise ConversionError(
             f"{spec}: no PyTorch cell computes these options; convert the layer "
             f"(parity.torch_modules.KerasFormulaRNN) instead. Received: {spec}"
@@ -173,6 +173,11 @@ def build_torch(spec, batch_first=True):
             spec.input_size, spec.hidden_size, bias=spec.bias, **family.torch_kwargs(spec)
         )
     elif not native:
+        if spec.proj_size:
+            raise ConversionError(
+                f"{spec}: a projected LSTM with Keras-only activations has no PyTorch "
+                f"module. Received: proj_size={spec.proj_size}"
+            )
         module = family.TORCH_KERAS_FORMULA(
             spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias,
             batch_first=batch_first, dropout=spec.dropout, bidirectional=spec.bidirectional,
@@ -424,7 +429,20 @@ def _keras_cell_variables(cell):
     variables = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel}
     if cell.use_bias:
         variables["bias"] = cell.bias
+    if getattr(cell, "projection_kernel", None) is not None:
+        variables["projection_kernel"] = cell.projection_kernel
     return variables
+
+
+def keras_layer_class(spec):
+    """The Keras layer class for `spec` (a family may pick one by option)."""
+    pick = getattr(spec.family, "keras_layer_class", None)
+    return pick(spec) if pick else spec.family.KERAS_LAYER
+
+
+def keras_cell_class(spec):
+    pick = getattr(spec.family, "keras_cell_class", None)
+    return pick(spec) if pick else spec.family.KERAS_CELL
 
 
 def keras_targets(structure):
@@ -454,11 +472,11 @@ def build_keras(spec):
     family = spec.family
     kwargs = dict(use_bias=spec.bias, dtype=spec.dtype, **family.keras_kwargs(spec))
     if spec.cell:
-        cell = family.KERAS_CELL(spec.hidden_size, **kwargs)
+        cell = keras_cell_class(spec)(spec.hidden_size, **kwargs)
         cell.build((None, spec.input_size))
         return cell
     if spec.num_layers == 1 and not spec.bidirectional:
-        layer = family.KERAS_LAYER(
+        layer = keras_layer_class(spec)(
             spec.hidden_size, return_sequences=True, return_state=True, **kwargs
         )
         layer.build((None, None, spec.input_size))

@@ -38,6 +38,7 @@ def register_recurrent(family):
         (family.KERAS_CELL, "cell"),
         (family.KERAS_LAYER, "layer"),
         (family.TORCH_KERAS_FORMULA, "layer"),
+        *getattr(family, "EXTRA_TYPES", ()),
     ):
         _claim(RECURRENT_TYPES, cls, (family, role))
 

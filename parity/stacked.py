@@ -10,7 +10,7 @@ taken in that same layout.
 
 import keras
 
-from parity.recurrent import run_stack_layers
+from parity.recurrent import keras_layer_class, run_stack_layers
 from parity.registry import RECURRENT
 
 
@@ -66,6 +66,7 @@ class TorchRNN(keras.Model):
         return_state=True,
         recurrent_activation="sigmoid",
         reset_after=True,
+        proj_size=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,9 +84,11 @@ class TorchRNN(keras.Model):
         self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.reset_after = bool(reset_after)
+        self.proj_size = int(proj_size)
         self.dropout = float(dropout)
         self.return_state = bool(return_state)
         family = RECURRENT[kind]
+        self.family = family  # read by keras_layer_class(self)
         layer_kwargs = dict(
             use_bias=self.use_bias,
             return_sequences=True,
@@ -95,8 +98,9 @@ class TorchRNN(keras.Model):
         )
         self.rnn_layers = []
         self.dropout_layers = []
+        layer_class = keras_layer_class(self)
         for layer in range(self.num_layers):
-            rnn = family.KERAS_LAYER(
+            rnn = layer_class(
                 self.hidden_size, name=f"{kind}_l{layer}", **layer_kwargs
             )
             if self.bidirectional:
@@ -124,7 +128,7 @@ class TorchRNN(keras.Model):
         features = self.input_size
         for rnn in self.rnn_layers:
             rnn.build(shape[:-1] + (features,))
-            features = self.hidden_size * (2 if self.bidirectional else 1)
+            features = (self.proj_size or self.hidden_size) * (2 if self.bidirectional else 1)
         self.built = True
 
     def call(self, inputs, initial_state=None, training=None, mask=None):
@@ -145,11 +149,14 @@ class TorchRNN(keras.Model):
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]
         directions = 2 if self.bidirectional else 1
-        state = (self.num_layers * directions, batch, self.hidden_size)
-        outputs = (batch, time, directions * self.hidden_size)
+        h_size = self.proj_size or self.hidden_size
+        outputs = (batch, time, directions * h_size)
         if not self.return_state:
             return outputs
-        return [outputs] + [state] * len(RECURRENT[self.kind].STATES)
+        states = [(self.num_layers * directions, batch, h_size)]
+        if self.kind == "lstm":
+            states.append((self.num_layers * directions, batch, self.hidden_size))
+        return [outputs] + states
 
     def get_config(self):
         config = super().get_config()
@@ -165,6 +172,7 @@ class TorchRNN(keras.Model):
             return_state=self.return_state,
             recurrent_activation=self.recurrent_activation,
             reset_after=self.reset_after,
+            proj_size=self.proj_size,
         )
         return config
 
@@ -176,5 +184,5 @@ class TorchRNN(keras.Model):
             num_layers=spec.num_layers, bidirectional=spec.bidirectional,
             use_bias=spec.bias, activation=spec.activation, dropout=spec.dropout,
             recurrent_activation=spec.recurrent_activation, reset_after=spec.reset_after,
-            dtype=spec.dtype, **kwargs,
+            proj_size=spec.proj_size, dtype=spec.dtype, **kwargs,
         )
