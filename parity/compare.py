@@ -23,6 +23,7 @@ from parity.dtypes import dtype_name
 from parity.errors import ConversionError, ParityError
 from parity.naming import slot_label
 from parity.stacked import TorchRNN
+from parity.torch_modules import StatefulRNN
 from parity.tolerance import diff_arrays
 
 
@@ -152,6 +153,8 @@ def run_keras_recurrent(keras_obj, x_batch_major, states, mask=None):
         result = keras_obj(x_batch_major, initial_state=states, training=False, mask=mask)
     else:
         structure = recurrent.keras_structure(keras_obj)
+        if structure.stateful:
+            return _run_stateful(structure.units, x_batch_major, states, mask)
         units = [_with_sequences_and_state(u) for u in structure.units]
         result = recurrent.run_stack_layers(
             units, x_batch_major, None if states is None else tuple(states), training=False,
@@ -204,7 +207,39 @@ def valid_lengths(lengths, mask, batch, time):
     return lengths.astype(np.int64), np.arange(time)[None, :] < lengths[:, None]
 
 
+def _run_stateful(units, x, states, mask):
+    """Runs stateful Keras layers as they are: each call starts from, and updates,
+    the layers' own state variables, which give the final states."""
+    if states is not None:
+        raise ConversionError(
+            "a stateful Keras layer starts from its own state; reset it with "
+            "reset_state() instead of passing initial_state. Received: an initial_state"
+        )
+    finals = None
+    for unit in units:
+        if isinstance(unit, keras.layers.Dropout):
+            x = unit(x, training=False)
+            continue
+        layers = ([unit.forward_layer, unit.backward_layer]
+                  if isinstance(unit, keras.layers.Bidirectional) else [unit])
+        if not layers[0].return_sequences:
+            raise ConversionError(
+                f"{unit.name}: compare needs every output step; build the stateful layer "
+                f"with return_sequences=True. Received: return_sequences=False"
+            )
+        result = unit(x, training=False, mask=mask)
+        x = result[0] if isinstance(result, (list, tuple)) else result
+        for layer in layers:
+            if finals is None:
+                finals = [[] for _ in layer.states]
+            for i, variable in enumerate(layer.states):
+                finals[i].append(keras.ops.convert_to_numpy(variable))
+    return [_numpy(x)] + [np.stack(f) for f in finals]
+
+
 def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, mask=None):
+    wrapper = module if isinstance(module, StatefulRNN) else None
+    module = wrapper.module if wrapper is not None else module
     spec = recurrent.torch_spec(module)
     states = recurrent.split_torch_state(spec, initial_state)
     dtype = _torch_dtype(module)
@@ -226,7 +261,14 @@ def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, 
             x_t, torch.from_numpy(lengths), batch_first=module.batch_first, enforce_sorted=False
         )
     with torch.no_grad():
-        if torch_states is None:
+        if wrapper is not None:
+            if torch_states is not None:
+                raise ConversionError(
+                    "a StatefulRNN starts from the state it carries; reset it with "
+                    "reset_state() instead of passing initial_state. Received: an initial_state"
+                )
+            out, final = wrapper(inputs)
+        elif torch_states is None:
             out, final = module(inputs)
         else:
             out, final = module(inputs, torch_states if len(torch_states) > 1 else torch_states[0])

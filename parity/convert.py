@@ -15,6 +15,7 @@ import torch
 from parity import recurrent
 from parity.errors import ConversionError
 from parity.plan import check_plan, is_keras, is_torch, write_plan
+from parity.torch_modules import StatefulRNN
 from parity.registry import PLAIN, PLAIN_TYPES, RECURRENT_TYPES, lookup_type
 
 
@@ -52,6 +53,8 @@ def _supported_torch_names():
 
 
 def torch_side(module):
+    if isinstance(module, StatefulRNN):
+        module = module.module  # the weights live in the wrapped module
     found = lookup_type(module)
     if found is None or not is_torch(module):
         raise ConversionError(
@@ -212,6 +215,12 @@ def to_keras(torch_module):
 
     if isinstance(torch_module, torch.nn.Sequential):
         return models.sequential_to_keras(torch_module)
+    if isinstance(torch_module, StatefulRNN):
+        raise ConversionError(
+            "to_keras(StatefulRNN): converting a stateful wrapper back to a Keras "
+            "stateful layer is not supported yet; convert `wrapper.module` and build the "
+            "Keras layer with stateful=True. Received: StatefulRNN"
+        )
     side = torch_side(torch_module)
     keras_obj = _build(side.spec, "keras")
     copy_weights(torch_module, keras_obj)
@@ -226,7 +235,9 @@ def to_torch(keras_obj):
     same-type recurrent layers (`keras.Sequential`, a list, or the `TorchRNN`
     that `to_keras` builds) -> one `num_layers=N` module; `Embedding`,
     `Dense` (linear) -> `nn.Embedding`, `nn.Linear`. The single Keras bias of
-    SimpleRNN/LSTM goes into `bias_ih`, zeros into `bias_hh`.
+    SimpleRNN/LSTM goes into `bias_ih`, zeros into `bias_hh`. A `stateful=True`
+    layer or stack gives a `parity.torch_modules.StatefulRNN` wrapper that
+    carries the state between calls.
 
     Example:
 
@@ -241,4 +252,8 @@ def to_torch(keras_obj):
     side = keras_side(keras_obj)
     module = _build(side.spec, "torch")
     copy_weights(keras_obj, module)
+    if isinstance(side.spec, recurrent.RecurrentSpec) and not side.spec.cell:
+        structure = recurrent.keras_structure(keras_obj)
+        if structure.stateful:
+            return StatefulRNN(module, batch_size=structure.batch_size)
     return module

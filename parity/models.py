@@ -23,7 +23,7 @@ from parity.errors import ConversionError
 from parity.plan import is_keras, is_torch, write_plan
 from parity.registry import PLAIN, lookup_type
 from parity.stacked import TorchRNN
-from parity.torch_modules import OUTPUT_MODULES
+from parity.torch_modules import OUTPUT_MODULES, StatefulRNN
 
 # -- what is a whole model ----------------------------------------------------
 
@@ -49,6 +49,8 @@ def _is_recurrent_stack(model):
 def is_whole_model(obj):
     """True for a container of layers rather than one convertible layer (or stack)."""
     if is_torch(obj):
+        if isinstance(obj, StatefulRNN):
+            return False
         return lookup_type(obj) is None and any(True for _ in obj.children())
     if isinstance(obj, TorchRNN) or not isinstance(obj, keras.Model):
         return False

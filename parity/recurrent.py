@@ -235,11 +235,6 @@ def _option_checker(where):
 
 def _check_keras_layer_options(layer, expect_backwards=False):
     where = _layer_name(layer)
-    if getattr(layer, "stateful", False):
-        raise ConversionError(
-            f"{where}: stateful=True carries state across calls; PyTorch modules "
-            f"take the state explicitly, so it is not converted. Received: stateful=True"
-        )
     go_backwards = getattr(layer, "go_backwards", False)
     if go_backwards and not expect_backwards:
         raise ConversionError(
@@ -301,6 +296,8 @@ class KerasRecurrent:
     spec: RecurrentSpec
     units: list
     slots: list
+    stateful: bool = False
+    batch_size: int = None
 
 
 def _stack_units(obj):
@@ -333,7 +330,7 @@ def keras_structure(obj):
 
     units = _stack_units(obj)
     where = _layer_name(obj) if not isinstance(obj, (list, tuple)) else "layer list"
-    recurrent, dropouts, slots, fields = [], [], [], []
+    recurrent, dropouts, slots, fields, fields_layers = [], [], [], [], []
     for position, unit in enumerate(units):
         if isinstance(unit, keras.layers.Dropout):
             if not recurrent or position == len(units) - 1:
@@ -379,6 +376,7 @@ def keras_structure(obj):
             )
         recurrent.append(unit)
         for reverse, layer in directions:
+            fields_layers.append((layer_index, reverse, layer))
             _, f = _keras_cell_spec_fields(layer.cell, _layer_name(layer))
             fields.append((layer_index, reverse, _layer_name(layer), f))
             slots.append((layer_index, reverse, layer.cell))
@@ -422,7 +420,27 @@ def keras_structure(obj):
     spec = RecurrentSpec(
         num_layers=len(recurrent), bidirectional=bidirectional[0], dropout=dropout, **first
     )
-    return KerasRecurrent(spec=spec, units=units, slots=slots)
+    stateful_layers = [layer for _, _, layer in fields_layers]
+    flags = {bool(getattr(layer, "stateful", False)) for layer in stateful_layers}
+    if len(flags) > 1:
+        raise ConversionError(
+            f"{where}: mixes stateful and stateless layers; one PyTorch module (and its "
+            f"StatefulRNN wrapper) carries the state of every layer or of none. Received: "
+            f"stateful={[bool(l.stateful) for l in stateful_layers]}"
+        )
+    stateful = flags == {True}
+    batch_size = None
+    if stateful:
+        batch_size = _stateful_batch_size(stateful_layers[0])
+    return KerasRecurrent(spec=spec, units=units, slots=slots, stateful=stateful,
+                          batch_size=batch_size)
+
+
+def _stateful_batch_size(layer):
+    """The fixed batch size of a built stateful Keras layer (its state variables')."""
+    states = getattr(layer, "states", None) or []
+    first = states[0] if states else None
+    return int(first.shape[0]) if first is not None else None
 
 
 def _keras_cell_variables(cell):

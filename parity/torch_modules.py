@@ -219,3 +219,46 @@ OUTPUT_MODULES = {
     ("rnn", False): KerasSimpleRNNOutput, ("lstm", False): KerasLSTMOutput,
     ("gru", False): KerasGRUOutput,
 }
+
+
+class StatefulRNN(torch.nn.Module):
+    """Carries a recurrent module's final state into its next call, like Keras `stateful=True`.
+
+    `to_torch` returns this for a Keras layer (or stack) with
+    `stateful=True`: each call starts from the state the previous call ended
+    with (detached from the previous graph), and `reset_state()` goes back
+    to zeros, as Keras's `layer.reset_state()` does. The wrapped module is
+    `self.module`; save `wrapper.module.state_dict()` for PyTorch's names.
+
+    Args:
+        module: an `nn.RNN/LSTM/GRU` (or `KerasFormulaRNN`).
+        batch_size: the fixed batch size of the Keras layer, kept for the
+            conversion back (`to_keras` builds a stateful layer for it).
+
+    Example:
+
+    >>> wrapper = StatefulRNN(torch.nn.GRU(3, 4, batch_first=True), batch_size=2)
+    >>> out_1, _ = wrapper(torch.zeros(2, 10, 3))   # starts from zeros
+    >>> out_2, _ = wrapper(torch.zeros(2, 10, 3))   # continues from out_1's end
+    >>> wrapper.reset_state()
+    """
+
+    def __init__(self, module, batch_size=None):
+        super().__init__()
+        self.module = module
+        self.batch_size = batch_size
+        self.state = None
+
+    def forward(self, input):
+        output, state = self.module(input, self.state)
+        if isinstance(state, tuple):
+            self.state = tuple(s.detach() for s in state)
+        else:
+            self.state = state.detach()
+        return output, state
+
+    def reset_state(self):
+        self.state = None
+
+    def extra_repr(self):
+        return f"batch_size={self.batch_size}"
