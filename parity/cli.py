@@ -10,8 +10,8 @@ in-process; `python -m parity` and the `parity` console script exit with it.
 
 import argparse
 import dataclasses
-import os
 import sys
+import textwrap
 import traceback
 
 EXIT_OK = 0
@@ -77,6 +77,11 @@ def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
 
 
+def _paragraph(text):
+    # RawDescriptionHelpFormatter keeps the epilogs' layout; wrap the prose here.
+    return textwrap.fill(text, width=79)
+
+
 def _add_inference_options(parser):
     group = parser.add_argument_group("inference (for files that do not record it)")
     group.add_argument(
@@ -103,8 +108,9 @@ def _add_inference_options(parser):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="parity",
-        description="Inspect, convert and check PyTorch / Keras 3 recurrent-network "
-                    "checkpoints.",
+        description=_paragraph(
+            "Inspect, convert and check PyTorch / Keras 3 recurrent-network checkpoints."
+        ),
         epilog=FORMATS_HELP + "\n" + MAIN_EXAMPLES + "\n" + EXIT_CODES_HELP,
         formatter_class=_formatter,
     )
@@ -113,8 +119,10 @@ def build_parser():
 
     inspect = commands.add_parser(
         "inspect", help="list every weight and the layers inferred from them",
-        description="Lists every weight of FILE (name, shape, dtype) and the layers "
-                    "parity infers from them, with their configs.",
+        description=_paragraph(
+            "Lists every weight of FILE (name, shape, dtype) and the layers parity "
+            "infers from them, with their configs."
+        ),
         epilog=INSPECT_EXAMPLES + "\n" + EXIT_CODES_HELP, formatter_class=_formatter,
     )
     inspect.add_argument("file", metavar="FILE")
@@ -122,9 +130,11 @@ def build_parser():
 
     convert = commands.add_parser(
         "convert", help="convert a checkpoint to another format",
-        description="Converts SRC to DST, each in the format its suffix names, "
-                    "inferring the architecture from SRC's weights. DST is written "
-                    "under a temporary name and renamed when complete.",
+        description=_paragraph(
+            "Converts SRC to DST, each in the format its suffix names, inferring the "
+            "architecture from SRC's weights, and prints what it built. DST is "
+            "written under a temporary name and renamed when complete."
+        ),
         epilog=CONVERT_EXAMPLES + "\n" + FORMATS_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=_formatter,
     )
@@ -134,11 +144,13 @@ def build_parser():
 
     check = commands.add_parser(
         "check", help="run both files on the same input and compare",
-        description="Builds the model of each file (a PyTorch one and a Keras one; "
-                    "two files of one framework are compared through parity's "
-                    "conversion), runs both on the same random input and prints the "
-                    "parity report of every output and final state. Exits 0 only "
-                    "when everything is within --atol + --rtol * |expected|.",
+        description=_paragraph(
+            "Builds the model of each file (a PyTorch one and a Keras one; two files "
+            "of one framework are compared through parity's conversion), runs both "
+            "on the same random input and prints the parity report of every output "
+            "and final state. Exits 0 only when every element is within --atol + "
+            "--rtol * |expected|."
+        ),
         epilog=CHECK_EXAMPLES + "\n" + EXIT_CODES_HELP, formatter_class=_formatter,
     )
     check.add_argument("src", metavar="SRC")
@@ -228,7 +240,9 @@ def run_inspect(args):
     checkpoint = _read(args, args.file)
     _print_notes(checkpoint)
     _warn_unused_nonlinearity(args, checkpoint)
-    print(f"\nlayers ({checkpoint.format.description}):")
+    origin = "as the file records them" if checkpoint.keras_object is not None else (
+        "inferred from the weights")
+    print(f"\nlayers ({origin}):")
     print(_layers_text(checkpoint.layers))
     return EXIT_OK
 
@@ -291,15 +305,24 @@ def run_check(args):
     torch_file, keras_file = first, second
     if first.format.framework == "keras" and second.format.framework == "torch":
         torch_file, keras_file = second, first
-    torch_model = io.torch_object(torch_file)
     keras_model = io.keras_object(keras_file)
+    torch_model, structure = None, ""
+    if keras_file.keras_object is not None:
+        # A .keras file records what weights do not (return_sequences, activation
+        # layers): run the PyTorch weights in that structure when their names fit.
+        candidate = parity.to_torch(keras_model)
+        if list(candidate.state_dict()) == list(torch_file.state_dict):
+            torch_model = io.torch_object(torch_file, structure=candidate)
+            structure = f" in the structure of {keras_file.path}"
+    if torch_model is None:
+        torch_model = io.torch_object(torch_file)
     spec = torch_file.layers[0][1]
     tolerance = parity.default_tolerance(spec.dtype)
     atol = tolerance["atol"] if args.atol is None else args.atol
     rtol = tolerance["rtol"] if args.rtol is None else args.rtol
     x = random_input(spec, args.batch, args.seq_len, args.seed)
     report = parity.compare(torch_model, keras_model, x, atol=atol, rtol=rtol)
-    print(f"\ntorch side: {torch_file.path}; keras side: {keras_file.path} "
+    print(f"\ntorch side: {torch_file.path}{structure}; keras side: {keras_file.path} "
           f"({io.describe_keras(keras_model)})")
     print(f"input: shape {x.shape} {x.dtype}, seed {args.seed}\n")
     print(report)
@@ -311,8 +334,6 @@ COMMANDS = {"inspect": run_inspect, "convert": run_convert, "check": run_check}
 
 def main(argv=None):
     """Runs the command line; returns the exit code (see `EXIT_CODES_HELP`)."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from parity import recurrent
+from parity.backends import float64_problems
 from parity.dtypes import dtype_name
 from parity.errors import ConversionError, ParityError
 from parity.naming import slot_label
@@ -38,6 +39,8 @@ class ParityReport:
         torch_label, keras_label: what was compared.
         slot_labels: for the state outputs, the (layer, direction) of each
             leading index, so the worst element can be named.
+        notes: what limits exactness here, e.g. a Keras backend that computes
+            float64 in float32 (`parity.backends.float64_problems`).
     """
 
     outputs: dict
@@ -46,6 +49,7 @@ class ParityReport:
     torch_label: str = ""
     keras_label: str = ""
     slot_labels: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
 
     def __getitem__(self, name):
         return self.outputs[name]
@@ -100,6 +104,7 @@ class ParityReport:
             f"max abs error {self.max_abs_error:.3g}, max rel error "
             f"{self.max_rel_error:.3g}: {verdict}"
         )
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -107,7 +112,7 @@ def _torch_dtype(module):
     return next(module.parameters()).dtype
 
 
-def _as_input(x, what):
+def as_input(x, what):
     array = np.asarray(x)
     if array.dtype == object:
         raise ConversionError(f"{what} must be a numeric array. Received: dtype=object")
@@ -118,7 +123,7 @@ def _numpy(t):
     return keras.ops.convert_to_numpy(t) if not isinstance(t, torch.Tensor) else t.detach().cpu().numpy()
 
 
-def _with_sequences_and_state(unit):
+def with_sequences_and_state(unit):
     """`unit` itself if it returns sequences and states, else a clone that does."""
     if isinstance(unit, keras.layers.Dropout):
         return unit
@@ -155,7 +160,7 @@ def run_keras_recurrent(keras_obj, x_batch_major, states, mask=None):
         structure = recurrent.keras_structure(keras_obj)
         if structure.stateful:
             return _run_stateful(structure.units, x_batch_major, states, mask)
-        units = [_with_sequences_and_state(u) for u in structure.units]
+        units = [with_sequences_and_state(u) for u in structure.units]
         result = recurrent.run_stack_layers(
             units, x_batch_major, None if states is None else tuple(states), training=False,
             mask=mask,
@@ -268,10 +273,13 @@ def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, 
                     "reset_state() instead of passing initial_state. Received: an initial_state"
                 )
             out, final = wrapper(inputs)
-        elif torch_states is None:
-            out, final = module(inputs)
         else:
-            out, final = module(inputs, torch_states if len(torch_states) > 1 else torch_states[0])
+            # output-only modules (parity.torch_modules) still give their states here
+            run = getattr(module, "forward_with_state", module)
+            if torch_states is None:
+                out, final = run(inputs)
+            else:
+                out, final = run(inputs, torch_states if len(torch_states) > 1 else torch_states[0])
     if lengths is not None:
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(
             out, batch_first=module.batch_first, total_length=time
@@ -417,7 +425,7 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
     from parity import models
     from parity.convert import keras_side, torch_side
 
-    x = _as_input(x, "x")
+    x = as_input(x, "x")
     whole = models.is_whole_model(torch_obj) or models.is_whole_model(keras_obj)
     if whole:
         torch_label = f"{type(torch_obj).__name__}"
@@ -456,9 +464,12 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
     }
     if note and note[0]:
         outputs["outputs"].note = note[0]
+    notes = []
+    if any(p.dtype == torch.float64 for p in torch_obj.parameters()):
+        notes = list(float64_problems(keras.backend.backend()))
     return ParityReport(
         outputs=outputs, atol=atol, rtol=rtol, torch_label=torch_label,
-        keras_label=keras_label, slot_labels=labels,
+        keras_label=keras_label, slot_labels=labels, notes=notes,
     )
 
 

@@ -5,13 +5,17 @@ When the weights of a Keras object were copied from a PyTorch module by hand
 mistake on the Keras weights, one at a time, runs `parity.compare` with the
 result and names the mistake whose correction makes the two sides agree:
 
-| name | the mistake | the correction tried |
-|---|---|---|
-| `gru_gates_swapped` | GRU blocks kept in PyTorch's `(r, z, n)` order; Keras wants `(z, r, h)` | reorder the gate blocks of every kernel and bias |
-| `biases_not_summed` | the Keras bias holds only `b_ih` (or only `b_hh`) | add the missing PyTorch bias |
-| `kernels_not_transposed` | `W.reshape(in, gates*H)` (or `W` as it is) instead of `W.T` | undo the reshape, then transpose |
-| `wrong_gru_variant` | a Keras GRU with `reset_after=False` given PyTorch weights | rebuild it with `reset_after=True`, the recurrent bias as the bias's second row |
-| `directions_swapped` | a Bidirectional's forward weights in its backward layer and back | exchange the two directions' weights |
+- `gru_gates_swapped`: GRU blocks left in PyTorch's `(r, z, n)` order
+  (Keras packs `(z, r, h)`); undone by reordering every kernel and bias.
+- `biases_not_summed`: the Keras bias holds only `b_ih` (or only `b_hh`);
+  undone by adding the other PyTorch bias.
+- `kernels_not_transposed`: `W.reshape(in, gates*H)` (or `W` as it is)
+  instead of `W.T`; undone by reshaping back and transposing.
+- `wrong_gru_variant`: a Keras GRU with `reset_after=False` given an
+  `nn.GRU`'s weights; undone by rebuilding it with `reset_after=True`, the
+  recurrent bias as the second row of its bias.
+- `directions_swapped`: a Bidirectional's forward weights in its backward
+  layer and back; undone by exchanging them.
 
 The user's objects are never written: corrections go into a fresh Keras
 object of the same architecture (or clones, for the GRU variant).
@@ -57,9 +61,8 @@ class Mistake(str, enum.Enum):
 SENTENCES = {
     Mistake.NONE: "The outputs already match: there is no mistake to explain.",
     Mistake.GRU_GATES_SWAPPED: (
-        "The GRU gate blocks are in PyTorch's (r, z, n) order; Keras packs them as "
-        "(z, r, h), so the reset and update blocks must swap places in the kernels "
-        "and the bias ({variant})."
+        "The GRU gate blocks of {variant} are in PyTorch's (r, z, n) order; Keras "
+        "packs them as (z, r, h), so the reset and update blocks must swap places."
     ),
     Mistake.BIASES_NOT_SUMMED: (
         "The Keras bias holds {variant}; it must hold bias_ih + bias_hh (for a GRU, "
@@ -71,7 +74,7 @@ SENTENCES = {
         "W.reshape(in, out)."
     ),
     Mistake.WRONG_GRU_VARIANT: (
-        "The Keras GRU has reset_after=False, which no PyTorch GRU computes; build it "
+        "The Keras GRU has reset_after=False, which nn.GRU does not compute; build it "
         "with reset_after=True and give it bias (2, 3*units): bias_ih as row 0, "
         "bias_hh as row 1 ({variant})."
     ),
@@ -95,8 +98,9 @@ class Diagnosis:
             `"unknown"` when no known mistake explains the difference.
         message: one human sentence saying what is wrong and how to fix it.
         variant: which form of the mistake, e.g. `"only bias_ih"` (`""` for none).
-        report: the `ParityReport` of the objects as given (`None` for a
-            `reset_after=False` GRU, which `compare` refuses).
+        report: the `ParityReport` of the objects as given (`None` where
+            `compare` refuses them, e.g. a `reset_after=False` GRU when that
+            variant is not converted).
         corrected: the `ParityReport` after undoing `mistake` (`None` when
             nothing was corrected).
         tried: `{"mistake (variant)": max abs error after that correction}`,
@@ -161,15 +165,15 @@ def _gate_order_corrections(spec):
         return {key: reorder_gates(a, torch_order, keras_order, axis=-1)
                 for key, a in arrays.items()}
 
-    return [_Correction(Mistake.GRU_GATES_SWAPPED, "kernels and biases in (r, z, n)", fix)]
+    return [_Correction(Mistake.GRU_GATES_SWAPPED, "every kernel and bias", fix)]
 
 
 def _bias_corrections(spec, torch_arrays, to_keras):
     if not spec.bias:
         return []
     corrections = []
-    for kept, missing in (("bias_ih", "bias_hh"), ("bias_hh", "bias_ih")):
-        # The missing PyTorch bias alone, in Keras's layout (gate order, GRU row).
+    for kept in ("bias_ih", "bias_hh"):
+        # The other PyTorch bias alone, in Keras's layout (gate order, GRU row).
         only_missing = to_keras({
             **torch_arrays,
             **{torch_param_name(kept, layer, reverse): np.zeros_like(
@@ -194,6 +198,7 @@ def _transpose_reshaped(array):
 
 def _kernel_corrections(spec, kernel_names):
     corrections = []
+    # Both kernels, then each alone: a user may transpose one and reshape the other.
     groups = [kernel_names] + ([[name] for name in kernel_names] if len(kernel_names) > 1 else [])
     for group in groups:
         keys = [key for name in group for key in _slot_keys(spec, name)]
@@ -202,9 +207,7 @@ def _kernel_corrections(spec, kernel_names):
             return {key: _transpose_reshaped(a) if key in keys else a
                     for key, a in arrays.items()}
 
-        variant = " and ".join(group) if len(group) > 1 else f"{group[0]} only"
-        if len(kernel_names) == 1:
-            variant = group[0]
+        variant = " and ".join(group) if group is kernel_names else f"{group[0]} only"
         corrections.append(_Correction(Mistake.KERNELS_NOT_TRANSPOSED, variant, fix))
     return corrections
 
@@ -253,20 +256,22 @@ def _fresh_keras(spec):
 
 
 # --------------------------------------------------------------------------
-# The GRU variant: reset_after=False cannot be compared as it is
+# The GRU variant: reset_after=False needs a rebuilt layer, not other weights
 # --------------------------------------------------------------------------
 
 
+def _is_cell(obj):
+    found = lookup_type(obj)
+    return found is not None and found[1] == "cell"
+
+
 def _resets_before_matmul(cell):
-    """A Keras `GRUCell(reset_after=False)`, the variant no PyTorch GRU computes."""
-    found = lookup_type(cell)
-    return found is not None and found[1] == "cell" and getattr(cell, "reset_after", True) is False
+    """A Keras `GRUCell(reset_after=False)`, the variant `nn.GRU` does not compute."""
+    return _is_cell(cell) and getattr(cell, "reset_after", True) is False
 
 
 def _units(obj):
-    if lookup_type(obj) is not None and lookup_type(obj)[1] == "cell":
-        return [obj]
-    return recurrent._stack_units(obj)
+    return [obj] if _is_cell(obj) else recurrent.stack_units(obj)
 
 
 def _cells_of(unit):
@@ -274,9 +279,7 @@ def _cells_of(unit):
         return [unit.forward_layer.cell, unit.backward_layer.cell]
     if isinstance(unit, keras.layers.RNN):
         return [unit.cell]
-    if lookup_type(unit) is not None and lookup_type(unit)[1] == "cell":
-        return [unit]
-    return []
+    return [unit] if _is_cell(unit) else []
 
 
 def _reset_after_false_cells(obj):
@@ -294,8 +297,10 @@ def _with_reset_after(unit):
         config = layer.get_config()
         config["reset_after"] = True
         copy = type(layer).from_config(config)
-        features = (layer.kernel if lookup_type(layer)[1] == "cell" else layer.cell.kernel).shape[0]
-        copy.build((None, features) if lookup_type(layer)[1] == "cell" else (None, None, features))
+        if _is_cell(layer):
+            copy.build((None, layer.kernel.shape[0]))
+        else:
+            copy.build((None, None, layer.cell.kernel.shape[0]))
         return copy
 
     if isinstance(unit, keras.layers.Bidirectional):
@@ -323,18 +328,21 @@ def _diagnose_gru_variant(torch_obj, keras_obj, x, initial_state, atol, rtol):
     tside = torch_side(torch_obj)
     correct = tside.to_other(tside.arrays())
 
+    numpy = keras.ops.convert_to_numpy
+
     def rebuilt_arrays(bias_rows):
         arrays = {}
         for (layer, reverse), old in zip(spec.slots(), old_cells):
-            numpy = keras.ops.convert_to_numpy
             arrays[keras_weight_key("kernel", layer, reverse)] = numpy(old.kernel)
             arrays[keras_weight_key("recurrent_kernel", layer, reverse)] = numpy(
                 old.recurrent_kernel)
             if spec.bias:
                 key = keras_weight_key("bias", layer, reverse)
                 old_bias = numpy(old.bias)
-                # Row 1 of the correct bias is PyTorch's bias_hh in Keras's gate order.
-                arrays[key] = bias_rows(old_bias.reshape(-1), correct[key][1])
+                if _resets_before_matmul(old):
+                    # Row 1 of the correct bias is PyTorch's bias_hh in Keras's gate order.
+                    old_bias = bias_rows(old_bias, correct[key][1])
+                arrays[key] = old_bias
         return arrays
 
     if spec.bias:
@@ -360,11 +368,15 @@ def _diagnose_gru_variant(torch_obj, keras_obj, x, initial_state, atol, rtol):
             best = (variant, report)
         if report.ok:
             break
+    try:
+        report = compare(torch_obj, keras_obj, x, initial_state=initial_state, atol=atol, rtol=rtol)
+    except ConversionError:
+        report = None  # converters that refuse reset_after=False cannot run it as it is
     variant, corrected = best if best else ("", None)
     message = SENTENCES[Mistake.WRONG_GRU_VARIANT].format(variant=variant)
     if corrected is None or not corrected.ok:
         message += " Rebuilt that way the outputs still differ, so there is another mistake too."
-    return Diagnosis(Mistake.WRONG_GRU_VARIANT, message, variant, None, corrected, tried)
+    return Diagnosis(Mistake.WRONG_GRU_VARIANT, message, variant, report, corrected, tried)
 
 
 # --------------------------------------------------------------------------
@@ -399,9 +411,10 @@ def diagnose(torch_obj, keras_obj, x, initial_state=None, atol=None, rtol=None):
     >>> gru = torch.nn.GRU(3, 4)
     >>> layer = keras.layers.GRU(4, return_sequences=True)
     >>> layer.build((None, None, 3))
-    >>> layer.cell.kernel.assign(gru.weight_ih_l0.detach().numpy().T)   # no gate reorder
-    >>> ...
-    >>> diagnose(gru, layer, x).mistake
+    >>> w = {n: p.detach().numpy() for n, p in gru.named_parameters()}
+    >>> layer.set_weights([w["weight_ih_l0"].T, w["weight_hh_l0"].T,   # gates not reordered
+    ...                    np.stack([w["bias_ih_l0"], w["bias_hh_l0"]])])
+    >>> diagnose(gru, layer, np.ones((5, 2, 3), "float32")).mistake
     <Mistake.GRU_GATES_SWAPPED: 'gru_gates_swapped'>
     """
     from parity import models

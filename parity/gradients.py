@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from parity import models, recurrent
-from parity.compare import _as_input, _with_sequences_and_state
+from parity.compare import as_input, with_sequences_and_state
+from parity.torch_modules import StatefulRNN
 from parity.dtypes import dtype_name
 from parity.errors import ConversionError, ParityError
 from parity.stacked import TorchRNN
@@ -55,6 +56,9 @@ class GradientReport:
         loss: the `OutputDiff` of the two loss values.
         atol, rtol: the tolerance the `ok` flags were computed with.
         torch_label, keras_label, loss_label: what was compared.
+        torch_gradients: `{torch weight name: array}`, PyTorch's gradients.
+        keras_gradients: `{torch weight name: array}`, Keras's gradients
+            mapped into PyTorch's layout.
     """
 
     gradients: dict
@@ -64,6 +68,8 @@ class GradientReport:
     torch_label: str = ""
     keras_label: str = ""
     loss_label: str = ""
+    torch_gradients: dict = dataclasses.field(default_factory=dict, repr=False)
+    keras_gradients: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __getitem__(self, name):
         return self.gradients[name]
@@ -173,8 +179,8 @@ def _resolve_loss(loss):
     if (isinstance(loss, (tuple, list)) and len(loss) == 2
             and all(callable(f) for f in loss)):
         torch_fn, keras_fn = loss
-        label = f"({getattr(torch_fn, '__name__', 'torch_loss')}, " \
-                f"{getattr(keras_fn, '__name__', 'keras_loss')})"
+        label = (f"({getattr(torch_fn, '__name__', 'torch_loss')}, "
+                 f"{getattr(keras_fn, '__name__', 'keras_loss')})")
         return _Loss(label, torch_fn, keras_fn, needs_target=None)
     raise ConversionError(
         f"loss must be one of {', '.join(repr(n) for n in LOSSES)} or a pair "
@@ -213,7 +219,7 @@ def _check_target(loss, name, result_shape, target):
         )
 
 
-def _resolve_targets(loss, y, result_names, dtype):
+def _resolve_targets(y, result_names, dtype):
     """`{result name: numpy target or None}`: which results feed the loss."""
     main = result_names[0]
     if isinstance(y, dict):
@@ -231,7 +237,7 @@ def _resolve_targets(loss, y, result_names, dtype):
         if target is None:
             resolved[name] = None
             continue
-        array = _as_input(target, f"y[{name!r}]")
+        array = as_input(target, f"y[{name!r}]")
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(dtype)
         elif np.issubdtype(array.dtype, np.integer):
@@ -336,13 +342,15 @@ def to_torch_gradients(torch_to_keras, torch_shapes, keras_grads):
 
     Example:
 
-    >>> side = parity.convert.torch_side(torch.nn.LSTM(2, 3))
+    >>> side = parity.convert.torch_side(torch.nn.RNN(2, 3))
     >>> shapes = {n: tuple(p.shape) for n, p in side.targets.items()}
-    >>> grads = to_torch_gradients(side.to_other, shapes, keras_grads)
-    >>> np.array_equal(grads["bias_ih_l0"], grads["bias_hh_l0"])   # both get d/d bias
-    True
+    >>> keras_grads = {"kernel_l0": np.ones((2, 3)), "recurrent_kernel_l0": np.ones((3, 3)),
+    ...                "bias_l0": np.arange(3.0)}
+    >>> to_torch_gradients(side.to_other, shapes, keras_grads)["bias_hh_l0"]
+    array([0., 1., 2.])
     """
     zeros = {name: np.zeros(shape) for name, shape in torch_shapes.items()}
+    dtype = np.result_type(*[np.asarray(g).dtype for g in keras_grads.values()])
     torch_grads = {}
     for name, shape in torch_shapes.items():
         size = int(np.prod(shape, dtype=np.int64))
@@ -368,7 +376,6 @@ def to_torch_gradients(torch_to_keras, torch_shapes, keras_grads):
                 f"cannot be traced. Received: {int((~reached[1:]).sum())} element(s) "
                 f"that reach no Keras weight"
             )
-        dtype = np.result_type(*[np.asarray(g).dtype for g in keras_grads.values()])
         torch_grads[name] = total[1:].reshape(shape).astype(dtype)
     return torch_grads
 
@@ -419,7 +426,7 @@ def _recurrent_layer_pair(module, keras_obj, x, initial_state, tside, kside):
 
     # Layers that return only sequences run as clones that also return their
     # states; the clones' variables are the ones differentiated.
-    units = [_with_sequences_and_state(u) for u in recurrent.keras_structure(keras_obj).units]
+    units = [with_sequences_and_state(u) for u in recurrent.keras_structure(keras_obj).units]
     run_structure = recurrent.keras_structure(units)
     x_batch_major = x if module.batch_first else np.swapaxes(x, 0, 1)
 
@@ -628,8 +635,14 @@ def compare_gradients(torch_obj, keras_obj, x, y=None, loss="mse", *, initial_st
     >>> report.ok, report["bias_hh_l1_reverse"].max_abs_error < 1e-5
     (True, True)
     """
+    if isinstance(torch_obj, StatefulRNN):
+        raise ConversionError(
+            "compare_gradients: a StatefulRNN carries its state between calls, so its "
+            "gradient depends on the calls before; compare `wrapper.module` with a "
+            "stateless Keras copy instead. Received: StatefulRNN"
+        )
     loss_spec = _resolve_loss(loss)
-    x = _as_input(x, "x")
+    x = as_input(x, "x")
     was_training = torch_obj.training
     torch_obj.eval()
     try:
@@ -637,7 +650,7 @@ def compare_gradients(torch_obj, keras_obj, x, y=None, loss="mse", *, initial_st
         tolerance = default_tolerance(pair.dtype)
         atol = tolerance["atol"] if atol is None else atol
         rtol = tolerance["rtol"] if rtol is None else rtol
-        targets = _resolve_targets(loss_spec, y, pair.result_names, pair.dtype)
+        targets = _resolve_targets(y, pair.result_names, pair.dtype)
 
         def torch_loss(params):
             results = pair.torch_results(params)
@@ -682,6 +695,7 @@ def compare_gradients(torch_obj, keras_obj, x, y=None, loss="mse", *, initial_st
         gradients=gradients, loss=loss_diff, atol=atol, rtol=rtol,
         torch_label=pair.torch_label, keras_label=pair.keras_label,
         loss_label=loss_spec.label + f" on {', '.join(targets)}",
+        torch_gradients=torch_grads, keras_gradients=mapped,
     )
 
 

@@ -45,11 +45,11 @@ from parity.errors import ConversionError
 from parity.naming import TORCH_RECURRENT_WEIGHTS, slot_label
 from parity.plain import PlainSpec
 from parity.registry import PLAIN, RECURRENT
-from parity.transforms import KERAS_GATES, TORCH_GATES
+from parity.transforms import TORCH_GATES
 
 # Gates per hidden unit, derived from the gate orders: {1: "rnn", 4: "lstm", 3: "gru"}.
+# Keras packs the same number of gates (`KERAS_GATES`), so one table serves both.
 KIND_BY_GATE_MULTIPLE = {len(gates): kind for kind, gates in TORCH_GATES.items()}
-assert {len(g) for g in KERAS_GATES.values()} == set(KIND_BY_GATE_MULTIPLE)
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -131,7 +131,8 @@ def _gate_kind(gate_rows, hidden_size, where, received):
     return kind
 
 
-def _check_nonlinearity(nonlinearity):
+def check_nonlinearity(nonlinearity):
+    """`nonlinearity` when it is an activation `nn.RNN` has (tanh, relu), else an error."""
     if nonlinearity not in NONLINEARITIES:
         raise ConversionError(
             f"nonlinearity must be one of {NONLINEARITIES}. Received: "
@@ -183,7 +184,7 @@ def _recurrent_spec(tensors, nonlinearity, where):
         num_layers=max(layers) + 1,
         bidirectional=any(reverse for _, reverse in slots),
         bias=any(leaf.startswith("bias") for leaf in tensors),
-        activation=_check_nonlinearity(nonlinearity) if kind == "rnn" else "tanh",
+        activation=check_nonlinearity(nonlinearity) if kind == "rnn" else "tanh",
         dtype=dtype,
         cell=cell,
     )
@@ -213,7 +214,7 @@ def weight_only_kind(prefix, weight_shape, index, following, embedding=(), linea
     1. `prefix` is listed in `embedding` or `linear` (the CLI's
        `--embedding PREFIX` / `--linear PREFIX`);
     2. the last component of the prefix starts with `emb` (`emb`, `embed`,
-       `embedding`, `tok_emb` does not count) -> Embedding;
+       `embeddings`; not `tok_emb`) -> Embedding;
     3. the next group is a recurrent layer (or a Linear) whose input size is
        `weight.shape[1]` and not `weight.shape[0]` -> Embedding (its output
        is `embedding_dim`); `weight.shape[0]` and not `[1]` -> Linear;
@@ -332,7 +333,7 @@ def infer_layers(state_dict, nonlinearity=None, embedding=(), linear=(), source=
     [('emb', 'Embedding(num_embeddings=50, embedding_dim=8, float32)'),
      ('rnn', 'GRU(input_size=8, hidden_size=16, num_layers=1, ...)')]
     """
-    nonlinearity = _check_nonlinearity(nonlinearity or "tanh")
+    nonlinearity = check_nonlinearity(nonlinearity or "tanh")
     if not state_dict:
         raise ConversionError(f"{source}: holds no weights. Received: an empty state_dict")
     groups = group_by_prefix(state_dict)
@@ -452,7 +453,7 @@ def keras_recurrent_spec(slots, activation, dtypes, where, cell=False):
         num_layers=num_layers,
         bidirectional=True in directions,
         bias=use_bias,
-        activation=_check_nonlinearity(activation) if kind == "rnn" else "tanh",
+        activation=check_nonlinearity(activation) if kind == "rnn" else "tanh",
         dtype=single_dtype(dtypes, where, ConversionError),
         cell=cell,
     )

@@ -129,13 +129,6 @@ def as_tensor(value):
     return torch.from_numpy(np.ascontiguousarray(value))
 
 
-def as_array(value):
-    """A numpy array for a tensor or an array."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def _entries(state_dict):
     return [Entry(k, _shape(v), dtype_name(v.dtype)) for k, v in state_dict.items()]
 
@@ -322,9 +315,14 @@ class _RecurrentRead:
     # A bare Keras cell (`SimpleRNNCell`, `LSTMCell`, `GRUCell`), not a layer.
     cell: bool = False
 
-    @property
-    def output_size(self):
-        return self.directions[0][1][2] * len(self.directions)
+
+@dataclasses.dataclass
+class _NestedModel:
+    """A model inside a model (the `TorchRNN` parity writes): converts only as one stack."""
+
+    name: str
+    units: list
+    where: str
 
 
 def _recurrent_stack(name, units, activation, where):
@@ -363,16 +361,15 @@ def _resolve_units(units, activation, where):
     for unit in units:
         if isinstance(unit, _RecurrentRead):
             resolved.append(_recurrent_stack(unit.name, [unit], activation, unit.where))
-        elif isinstance(unit, list):  # a nested model: only a recurrent stack converts
-            nested_name, nested_units, nested_where = unit
-            nested = _one_stack(nested_units, activation, nested_where)
+        elif isinstance(unit, _NestedModel):
+            nested = _one_stack(unit.units, activation, unit.where)
             if nested is None:
                 raise ConversionError(
-                    f"{nested_where}: a nested model that is not one recurrent stack; "
+                    f"{unit.where}: a nested model that is not one recurrent stack; "
                     f"parity reads nested models only as the TorchRNN it writes. "
-                    f"Received: {len(nested_units)} layer(s) inside"
+                    f"Received: {[u.name for u in unit.units]}"
                 )
-            resolved.append(dataclasses.replace(nested, name=nested_name))
+            resolved.append(dataclasses.replace(nested, name=unit.name))
         else:
             resolved.append(unit)
     return resolved
@@ -397,6 +394,7 @@ def keras_weights_to_torch(layers):
 # Keras 3 names each layer's group after its class: `dense`, `dense_1`, `simple_rnn`, ...
 _KERAS_AUTO_NAME = re.compile(r"(?P<cls>[a-z][a-z0-9_]*?)(?:_\d+)?")
 _PLAIN_CLASS_NAMES = {"dense": "dense", "embedding": "embedding"}
+_CELL_CLASS_NAMES = {"simple_rnn_cell", "lstm_cell", "gru_cell"}
 
 
 def _h5_vars(group):
@@ -441,7 +439,7 @@ def _keras3_cell(group, where):
 
 def _keras3_unit(group, key, path, options):
     """One entry of a Keras 3 weights file -> `_RecurrentRead`, `KerasWeights`,
-    `[name, units, where]` for a nested model, or `None` for a weightless layer."""
+    `_NestedModel`, or `None` for a weightless layer."""
     name = _h5_layer_name(group, key)
     where = f"{path}: layer {name!r} ({group.name})"
     children = set(group.keys())
@@ -452,7 +450,7 @@ def _keras3_unit(group, key, path, options):
                 f"parity reads models made of layers. Received: "
                 f"{[_shape(v) for v in _h5_vars(group)]}"
             )
-        return [name, _keras3_units(group["layers"], path, options), where]
+        return _NestedModel(name, _keras3_units(group["layers"], path, options), where)
     if {"forward_layer", "backward_layer"} <= children:
         directions = [
             (reverse, *_keras3_cell(group[side]["cell"], f"{where} {side}"))
@@ -463,7 +461,11 @@ def _keras3_unit(group, key, path, options):
         return _RecurrentRead(name, [(False, *_keras3_cell(group["cell"], where))], where)
     unexpected = children - {"vars"}
     variables = _h5_vars(group)
-    if not unexpected and _is_cell_variables(variables):
+    auto = _KERAS_AUTO_NAME.fullmatch(key or name)
+    class_name = auto["cls"] if auto else None
+    # A bare cell (saved on its own) holds its three variables directly in `vars`.
+    if (not unexpected and _is_cell_variables(variables)
+            and (key == "" or class_name in _CELL_CLASS_NAMES)):
         return _RecurrentRead(name, [(False, *_keras3_cell(group, where))], where, cell=True)
     if unexpected:
         raise ConversionError(
@@ -475,8 +477,7 @@ def _keras3_unit(group, key, path, options):
         return None
     shapes = [_shape(v) for v in variables]
     dtypes = [v.dtype for v in variables]
-    auto = _KERAS_AUTO_NAME.fullmatch(key or name)
-    kind = _PLAIN_CLASS_NAMES.get(auto["cls"]) if auto else None
+    kind = _PLAIN_CLASS_NAMES.get(class_name)
     if key == "":  # a bare layer has no class-named group: the options, then its name
         if "" in options["embedding"] or "" in options["linear"]:
             kind = "embedding" if "" in options["embedding"] else "dense"
@@ -487,9 +488,9 @@ def _keras3_unit(group, key, path, options):
             kind = infer.weight_only_kind(by_name, shapes[0], 0, None)
     if kind is None:
         raise ConversionError(
-            f"{where}: a {key.rsplit('_', 1)[0] if key else 'layer'} layer with "
-            f"variables {shapes}; parity converts SimpleRNN, LSTM, GRU, Bidirectional, "
-            f"Dense and Embedding. Received: group {key!r}"
+            f"{where}: a {class_name or 'layer'} layer with variables {shapes}; parity "
+            f"converts SimpleRNN, LSTM, GRU, Bidirectional, Dense and Embedding. "
+            f"Received: group {key!r}"
         )
     spec = infer.keras_plain_spec(kind, shapes, dtypes, where)
     keys = ("embeddings",) if kind == "embedding" else ("kernel", "bias")
@@ -513,7 +514,7 @@ def _unit_spec_for_order(unit, options):
         kind, input_size, units_, _ = unit.directions[0][1]
         return recurrent.RecurrentSpec(kind, input_size, units_,
                                        bidirectional=len(unit.directions) == 2)
-    nested = _one_stack(unit[1], options["nonlinearity"], unit[2])
+    nested = _one_stack(unit.units, options["nonlinearity"], unit.where)
     return nested.spec if nested is not None else None
 
 
@@ -534,13 +535,9 @@ def _order_units(units, options, notes, path):
             f"{path}: a .weights.h5 file does not record the order of layers of "
             f"different types; ordered by sizes"
             + ("" if chained else " (they do not form one chain)")
-            + ": " + ", ".join(_unit_name(units[i]) for i in order)
+            + ": " + ", ".join(units[i].name for i in order)
         )
     return [units[i] for i in order]
-
-
-def _unit_name(unit):
-    return unit[0] if isinstance(unit, list) else unit.name
 
 
 def read_keras3_h5(f, path, options, notes):
@@ -909,7 +906,24 @@ def _read_keras_format(path, options, fmt):
         checkpoint = Checkpoint(path, FORMATS[name], entries, layers, state_dict, notes=notes)
     if options["prefix"] is not None:
         checkpoint = _select_checkpoint_prefix(checkpoint, options["prefix"])
+    _check_recorded_kinds(checkpoint, options)
     return checkpoint
+
+
+def _check_recorded_kinds(checkpoint, options):
+    """`embedding=`/`linear=` must agree with the layer types a Keras file records."""
+    kinds = dict(checkpoint.layers)
+    for flag, kind in (("embedding", "embedding"), ("linear", "dense")):
+        for prefix in options[flag]:
+            found = kinds.get(prefix)
+            if getattr(found, "kind", None) != kind:
+                raise ConversionError(
+                    f"{checkpoint.path}: --{flag} {prefix!r} names "
+                    + (f"a layer the file records as {found}" if found is not None
+                       else "no layer of the file")
+                    + f" (its layers: {', '.join(infer.describe_prefix(p) for p in kinds)}). "
+                    f"Received: {flag}={list(options[flag])}"
+                )
 
 
 FORMATS = {
@@ -1026,7 +1040,7 @@ def read(path, nonlinearity=None, embedding=(), linear=(), prefix=None):
     if not os.path.isfile(path):
         raise FileError(f"{path}: no such file. Received: {path!r}")
     options = {
-        "nonlinearity": infer._check_nonlinearity(nonlinearity or "tanh"),
+        "nonlinearity": infer.check_nonlinearity(nonlinearity or "tanh"),
         "nonlinearity_given": nonlinearity is not None,
         "embedding": tuple(embedding),
         "linear": tuple(linear),
@@ -1057,24 +1071,23 @@ def list_entries(path):
         return _h5_entries(f)
 
 
-def torch_object(checkpoint):
-    """A fresh torch module holding the checkpoint's weights.
+def torch_object(checkpoint, structure=None):
+    """A torch module holding the checkpoint's weights.
 
-    A single layer with prefix `""` -> that layer (`batch_first=True` for
-    recurrent layers); anything else -> `parity.models.torch_model_from_specs`,
-    an `nn.Sequential` whose keys are the prefixes.
+    Args:
+        checkpoint: a `Checkpoint`.
+        structure: a fresh torch module to load the weights into (e.g.
+            `parity.to_torch` of a `.keras` file's model, which knows what a
+            state_dict does not: `return_sequences`, activations between
+            layers). `None` builds one from `checkpoint.layers`: a single
+            layer with prefix `""` -> that layer (`batch_first=True`);
+            anything else -> `parity.models.torch_model_from_specs`, an
+            `nn.Sequential` whose keys are the prefixes.
+
+    Raises:
+        ConversionError: the weights do not fit the module, key for key.
     """
-    from parity import models
-
-    layers = checkpoint.layers
-    if len(layers) == 1 and layers[0][0] == "":
-        spec = layers[0][1]
-        if isinstance(spec, recurrent.RecurrentSpec):
-            module = recurrent.build_torch(spec)
-        else:
-            module = PLAIN[spec.kind].build_torch(spec)
-    else:
-        module = models.torch_model_from_specs(layers)
+    module = structure if structure is not None else _build_torch(checkpoint)
     tensors = {k: as_tensor(v) for k, v in checkpoint.state_dict.items()}
     expected = module.state_dict()
     problems = [f"missing {k}" for k in expected if k not in tensors]
@@ -1085,12 +1098,32 @@ def torch_object(checkpoint):
                  and (tuple(t.shape) != tuple(expected[k].shape) or t.dtype != expected[k].dtype)]
     if problems:
         raise ConversionError(
-            f"{checkpoint.path}: its weights do not fit the layers inferred from "
-            f"them:\n  " + "\n  ".join(problems)
+            f"{checkpoint.path}: its weights do not fit {type(module).__name__}:\n  "
+            + "\n  ".join(problems)
             + f"\nReceived: {len(problems)} problem(s), first: {problems[0]}"
         )
     module.load_state_dict(tensors, strict=True)
     return module.eval()
+
+
+def _build_torch(checkpoint):
+    from parity import models
+
+    layers = checkpoint.layers
+    nested = [prefix for prefix, _ in layers if "." in prefix]
+    if nested:
+        raise ConversionError(
+            f"{checkpoint.path}: layers under nested module prefixes cannot be built as "
+            f"one nn.Sequential (a child name cannot contain '.'); convert one part at "
+            f"a time with --prefix (prefix= in Python), e.g. --prefix {nested[0]}. "
+            f"Received: prefixes {[p for p, _ in layers]}"
+        )
+    if len(layers) == 1 and layers[0][0] == "":
+        spec = layers[0][1]
+        if isinstance(spec, recurrent.RecurrentSpec):
+            return recurrent.build_torch(spec)
+        return PLAIN[spec.kind].build_torch(spec)
+    return models.torch_model_from_specs(layers)
 
 
 def keras_object(checkpoint):

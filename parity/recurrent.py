@@ -300,7 +300,7 @@ class KerasRecurrent:
     batch_size: int = None
 
 
-def _stack_units(obj):
+def stack_units(obj):
     """The ordered layers of a stack-like Keras object."""
     from parity.stacked import TorchRNN
 
@@ -328,7 +328,7 @@ def keras_structure(obj):
         spec = RecurrentSpec(cell=True, **fields)
         return KerasRecurrent(spec=spec, units=[obj], slots=[(None, False, obj)])
 
-    units = _stack_units(obj)
+    units = stack_units(obj)
     where = _layer_name(obj) if not isinstance(obj, (list, tuple)) else "layer list"
     recurrent, dropouts, slots, fields, fields_layers = [], [], [], [], []
     for position, unit in enumerate(units):

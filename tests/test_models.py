@@ -210,3 +210,11 @@ def test_torch_model_from_specs_names_match_state_dict():
     assert keys[0] == "emb.weight" and "rnn.weight_hh_l1_reverse" in keys and keys[-1] == "fc.bias"
     assert model(torch.tensor(HELLO)).shape == (1, 5, 4)
     parity.assert_parity(model, parity.to_keras(model), HELLO)
+
+
+@pytest.mark.parametrize("module_type", [RNNOutput, LSTMOutput, GRUOutput])
+def test_compare_output_only_modules_uses_their_states(module_type, rng):
+    """Time 2 would let `out, h = module(x)` unpack the output tensor itself."""
+    module = module_type(3, 4, batch_first=True, bidirectional=True)
+    report = parity.assert_parity(module, parity.to_keras(module), rng.normal(size=(2, 2, 3)))
+    assert report["h_n"].shape == (2, 2, 4)

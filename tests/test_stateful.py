@@ -92,3 +92,10 @@ def test_mixed_stateful_stack_is_refused():
 def test_stateful_wrapper_back_to_keras_is_a_clear_error():
     with pytest.raises(parity.ConversionError, match="not supported yet.*Received: StatefulRNN"):
         parity.to_keras(StatefulRNN(torch.nn.GRU(3, 4, batch_first=True), batch_size=2))
+
+
+def test_gradients_of_a_stateful_wrapper_are_refused(rng):
+    keras_model = stateful_keras("gru", 1, False, rng)
+    wrapper = parity.to_torch(keras_model)
+    with pytest.raises(parity.ConversionError, match="Received: StatefulRNN"):
+        parity.compare_gradients(wrapper, keras_model, rng.normal(size=(BATCH, CHUNK, INPUT)), loss="sum")
