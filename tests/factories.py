@@ -82,3 +82,17 @@ def keras_weights(obj):
 
 def torch_weights(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def skip_unless_float64_exact(dtype):
+    """Skips a float64 case on a Keras backend that does not compute float64 exactly.
+
+    The reason printed is what `parity.backends.float64_problems` found; the
+    tolerance is never loosened instead.
+    """
+    import pytest
+
+    from parity.backends import float64_problems
+
+    if str(dtype).endswith("float64") and float64_problems():
+        pytest.skip("float64 is not exact on this Keras backend: " + "; ".join(float64_problems()))

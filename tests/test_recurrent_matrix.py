@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import parity
-from factories import KINDS, initial_state, keras_stack, torch_layer
+from factories import KINDS, skip_unless_float64_exact, initial_state, keras_stack, torch_layer
 
 INPUT, HIDDEN, BATCH, TIME = 3, 4, 2, 5
 
@@ -43,6 +43,7 @@ def case_id(case):
 def test_layer_parity(case, rng):
     kind_id, bias, layers, bi, batch_first, dtype, direction, with_state = case
     kind, activation = KINDS[kind_id]
+    skip_unless_float64_exact(dtype)
     torch_dtype = getattr(torch, dtype)
     if direction == "torch2keras":
         module = torch_layer(kind, activation, INPUT, HIDDEN, layers, bi, bias, batch_first,
