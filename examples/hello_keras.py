@@ -28,14 +28,7 @@ from keras_rnn import hello, models, train
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--model", choices=hello.HELLO_MODELS, help="one model (default: all three)"
-    )
-    parser.add_argument(
-        "--cell", choices=hello.CELL_TYPES, help="one cell type (default: all three)"
-    )
-    parser.add_argument("--epochs", type=int, default=hello.DEFAULT_EPOCHS)
-    parser.add_argument("--seed", type=int, default=0)
+    hello.add_variant_arguments(parser)
     parser.add_argument(
         "--compare-torch",
         action="store_true",
@@ -48,14 +41,7 @@ def parse_args(argv=None):
         help="Keras side's Adam: PyTorch's update (default) or keras.optimizers.Adam",
     )
     parser.add_argument("--plot", metavar="PATH", help="write the loss curves to a PNG")
-    args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1. Received: --epochs {args.epochs}")
-    return args
-
-
-def variant_name(model_kind, cell):
-    return f"{hello.SECTIONS[model_kind]} {model_kind}/{cell}"
+    return parser.parse_args(argv)
 
 
 def train_keras(model_kind, cell, args):
@@ -91,6 +77,7 @@ def plot_losses(path, results):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     columns = min(3, len(results))
     rows = -(-len(results) // columns)
@@ -107,6 +94,7 @@ def plot_losses(path, results):
             axis.set_title(f"{name}  (max |diff| {comparison.max_difference:.0e})", fontsize=9)
         else:
             axis.set_title(name, fontsize=9)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel("loss")
         axis.legend(fontsize=8)
@@ -120,23 +108,19 @@ def main(argv=None):
     if args.compare_torch:
         # Imports torch and parity; plain Keras runs need neither.
         from keras_rnn import trajectory
-    model_kinds = [args.model] if args.model else list(hello.HELLO_MODELS)
-    cells = [args.cell] if args.cell else list(hello.CELL_TYPES)
-
     results = []
-    for model_kind in model_kinds:
-        for cell in cells:
-            name = variant_name(model_kind, cell)
-            print(f"=== {name} (seed {args.seed}, {args.optimizer}-style Adam) ===")
-            if args.compare_torch:
-                comparison = trajectory.compare_hello(
-                    model_kind, cell, args.epochs, args.seed, args.optimizer
-                )
-                print("\n".join(comparison.lines()))
-                results.append((name, comparison.keras, comparison))
-            else:
-                results.append((name, train_keras(model_kind, cell, args), None))
-            print()
+    for model_kind, cell in hello.variants(args):
+        name = hello.variant_name(model_kind, cell)
+        print(f"=== {name} (seed {args.seed}, {args.optimizer}-style Adam) ===")
+        if args.compare_torch:
+            comparison = trajectory.compare_hello(
+                model_kind, cell, args.epochs, args.seed, args.optimizer
+            )
+            print("\n".join(comparison.lines()))
+            results.append((name, comparison.keras, comparison))
+        else:
+            results.append((name, train_keras(model_kind, cell, args), None))
+        print()
 
     header = ["variant", "ohlol at epoch", "final loss"]
     if args.compare_torch:

@@ -13,6 +13,7 @@ HelloSettings(learning_rate=0.1, step_reduction='sum')
 'Predicted string: ohlol, Epoch [4/15] loss: 0.9970'
 """
 
+import argparse
 import dataclasses
 
 from keras_rnn import data
@@ -131,3 +132,50 @@ def epoch_line(prediction, epoch, epochs, loss):
     'Predicted string: hhhhh, Epoch [1/15] loss: 1.4325'
     """
     return f"Predicted string: {prediction}, Epoch [{epoch}/{epochs}] loss: {loss:.4f}"
+
+
+def add_variant_arguments(parser):
+    """Adds `--model`, `--cell`, `--epochs` and `--seed` to a script's parser.
+
+    Shared by `examples/hello_keras.py` and `examples/hello_torch.py`, so
+    that both select and seed variants the same way.
+
+    Example:
+
+    >>> parser = add_variant_arguments(argparse.ArgumentParser())
+    >>> args = parser.parse_args(["--cell", "gru", "--epochs", "30"])
+    >>> variants(args)
+    [('cell', 'gru'), ('layer', 'gru'), ('embedding', 'gru')]
+    """
+    parser.add_argument("--model", choices=HELLO_MODELS, help="one model (default: all three)")
+    parser.add_argument("--cell", choices=CELL_TYPES, help="one cell type (default: all three)")
+    parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds every variant afresh (default: 0)"
+    )
+    return parser
+
+
+def _positive_int(text):
+    try:
+        return check_epochs(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
+
+
+def variants(args):
+    """The `(model, cell)` pairs parsed arguments select, in the notes' order."""
+    model_kinds = [args.model] if args.model else HELLO_MODELS
+    cells = [args.cell] if args.cell else CELL_TYPES
+    return [(model_kind, cell) for model_kind in model_kinds for cell in cells]
+
+
+def variant_name(model_kind, cell):
+    """How the scripts name a variant.
+
+    Example:
+
+    >>> variant_name("embedding", "lstm")
+    '3.3 embedding/lstm'
+    """
+    return f"{SECTIONS[model_kind]} {model_kind}/{cell}"

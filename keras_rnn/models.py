@@ -49,6 +49,31 @@ def recurrent_layer_name(index):
     return f"recurrent_{index}"
 
 
+def recurrent_cell(cell, units, **cell_kwargs):
+    """A Keras cell by type: `SimpleRNNCell`, `LSTMCell` or `GRUCell`.
+
+    Example:
+
+    >>> cell = recurrent_cell("gru", 2)
+    >>> type(cell).__name__, cell.units
+    ('GRUCell', 2)
+    """
+    return _KERAS_CELLS[check_cell_type(cell)](units, **cell_kwargs)
+
+
+def recurrent_layer(cell, units, **layer_kwargs):
+    """A Keras recurrent layer by type: `SimpleRNN`, `LSTM` or `GRU`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> output, h, c = recurrent_layer("lstm", 2, return_state=True)(np.zeros((1, 3, 4)))
+    >>> tuple(output.shape), tuple(c.shape)
+    ((1, 2), (1, 2))
+    """
+    return _KERAS_LAYERS[check_cell_type(cell)](units, **layer_kwargs)
+
+
 def _check_positive(**sizes):
     for name, value in sizes.items():
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -76,9 +101,10 @@ class StepLoop(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> loop = StepLoop(keras.layers.SimpleRNNCell(2))
-    >>> loop(np.zeros((1, 3, 4), "float32")).shape
-    TensorShape([1, 3, 2])
+    >>> tuple(loop(np.zeros((1, 3, 4), "float32")).shape)
+    (1, 3, 2)
     """
 
     def __init__(self, cell, **kwargs):
@@ -139,14 +165,15 @@ def build_cell_model(cell="rnn", input_size=4, hidden_size=4, seq_len=5, **cell_
     (None, 5, 4)
     """
     _check_positive(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
-    keras_cell = _KERAS_CELLS[check_cell_type(cell)](hidden_size, **cell_kwargs)
+    keras_cell = recurrent_cell(cell, hidden_size, **cell_kwargs)
     inputs = keras.Input((seq_len, input_size), name="one_hot")
     logits = StepLoop(keras_cell, name=STEP_LOOP_NAME)(inputs)
     return keras.Model(inputs, logits, name=f"cell_model_{cell}")
 
 
-def _recurrent_layer(cell, units, index, return_sequences=True, **layer_kwargs):
-    return _KERAS_LAYERS[check_cell_type(cell)](
+def _indexed_layer(cell, units, index, return_sequences=True, **layer_kwargs):
+    return recurrent_layer(
+        cell,
         units,
         return_sequences=return_sequences,
         name=recurrent_layer_name(index),
@@ -176,7 +203,7 @@ def build_layer_model(cell="rnn", input_size=4, hidden_size=4, seq_len=None, **l
     """
     _check_positive(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
     inputs = keras.Input((seq_len, input_size), name="one_hot")
-    logits = _recurrent_layer(cell, hidden_size, 0, **layer_kwargs)(inputs)
+    logits = _indexed_layer(cell, hidden_size, 0, **layer_kwargs)(inputs)
     return keras.Model(inputs, logits, name=f"layer_model_{cell}")
 
 
@@ -221,7 +248,7 @@ def build_embedding_model(
     inputs = keras.Input((seq_len,), dtype="int64", name="indices")
     x = keras.layers.Embedding(num_classes, embedding_size, name=EMBEDDING_NAME)(inputs)
     for index in range(num_layers):
-        x = _recurrent_layer(cell, hidden_size, index, **layer_kwargs)(x)
+        x = _indexed_layer(cell, hidden_size, index, **layer_kwargs)(x)
     logits = keras.layers.Dense(num_classes, name=LOGITS_NAME)(x)
     return keras.Model(inputs, logits, name=f"embedding_model_{cell}")
 
@@ -266,7 +293,7 @@ def _task_model(name, input_size, hidden_size, cell, seq_len, return_sequences, 
     _check_positive(input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, **out_size)
     (out_units,) = out_size.values()
     inputs = keras.Input((seq_len, input_size), name="features")
-    x = _recurrent_layer(cell, hidden_size, 0, return_sequences=return_sequences)(inputs)
+    x = _indexed_layer(cell, hidden_size, 0, return_sequences=return_sequences)(inputs)
     outputs = keras.layers.Dense(out_units, name=LOGITS_NAME)(x)
     return keras.Model(inputs, outputs, name=f"{name}_{cell}")
 
@@ -292,7 +319,8 @@ def build_sequence_classifier(input_size, num_classes, hidden_size=32, cell="rnn
     (None, 3)
     """
     return _task_model(
-        "sequence_classifier", input_size, hidden_size, cell, seq_len, False, num_classes=num_classes
+        "sequence_classifier", input_size, hidden_size, cell, seq_len,
+        return_sequences=False, num_classes=num_classes,
     )
 
 
@@ -315,7 +343,8 @@ def build_sequence_generator(input_size, output_size, hidden_size=32, cell="rnn"
     (None, 7, 2)
     """
     return _task_model(
-        "sequence_generator", input_size, hidden_size, cell, seq_len, True, output_size=output_size
+        "sequence_generator", input_size, hidden_size, cell, seq_len,
+        return_sequences=True, output_size=output_size,
     )
 
 
@@ -338,5 +367,6 @@ def build_sequence_labeller(input_size, num_classes, hidden_size=32, cell="rnn",
     (None, None, 5)
     """
     return _task_model(
-        "sequence_labeller", input_size, hidden_size, cell, seq_len, True, num_classes=num_classes
+        "sequence_labeller", input_size, hidden_size, cell, seq_len,
+        return_sequences=True, num_classes=num_classes,
     )

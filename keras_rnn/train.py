@@ -14,6 +14,9 @@ runs on any Keras backend.
 The loss reduction follows the notes: 3.1 adds up the per-step losses (its
 loop does `loss += criterion(hidden, label)`), 3.2 and 3.3 average them
 (`criterion(outputs.view(-1, 4), labels)`). `StepCrossEntropy` does either.
+The optimiser is, by default, the notes' `torch.optim.Adam` as
+`keras_rnn.optimizers.TorchAdam` reproduces it; `optimizer="keras"` takes
+`keras.optimizers.Adam` instead.
 
 Example:
 
@@ -104,7 +107,7 @@ def hello_optimizer(model, model_kind, optimizer="torch"):
 
     >>> from keras_rnn import models
     >>> model = models.build_hello_model("cell", "lstm")
-    >>> hello_optimizer(model, "cell", "keras").learning_rate.numpy()
+    >>> round(float(hello_optimizer(model, "cell", "keras").learning_rate), 6)
     0.1
     """
     learning_rate = hello.NOTES_SETTINGS[hello.check_hello_model(model_kind)].learning_rate
@@ -117,13 +120,13 @@ def hello_optimizer(model, model_kind, optimizer="torch"):
     )
 
 
-def compile_hello(model, model_kind, optimizer=None):
+def compile_hello(model, model_kind, optimizer="torch"):
     """Compiles a hello model with the notes' loss and optimiser settings.
 
     Args:
         model: a model from `keras_rnn.models.build_hello_model`.
         model_kind: `"cell"`, `"layer"` or `"embedding"`, for the settings.
-        optimizer: `None` or `"torch"` for the notes' Adam as PyTorch runs it,
+        optimizer: `"torch"` for the notes' Adam as PyTorch runs it,
             `"keras"` for `keras.optimizers.Adam` (see `hello_optimizer`), or
             any Keras optimizer instance.
 
@@ -131,13 +134,13 @@ def compile_hello(model, model_kind, optimizer=None):
         The model.
     """
     settings = hello.NOTES_SETTINGS[hello.check_hello_model(model_kind)]
-    if optimizer is None or isinstance(optimizer, str):
-        optimizer = hello_optimizer(model, model_kind, optimizer or "torch")
+    if isinstance(optimizer, str):
+        optimizer = hello_optimizer(model, model_kind, optimizer)
     model.compile(optimizer=optimizer, loss=StepCrossEntropy(settings.step_reduction))
     return model
 
 
-def train_hello(model, model_kind, epochs=hello.DEFAULT_EPOCHS, optimizer=None, print_fn=print):
+def train_hello(model, model_kind, epochs=hello.DEFAULT_EPOCHS, optimizer="torch", print_fn=print):
     """Trains a hello model on "hello" -> "ohlol" as the notes do.
 
     Each epoch makes one forward pass for the prediction, then one optimiser
