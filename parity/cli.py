@@ -182,11 +182,9 @@ def _positive_int(text):
 
 
 def _table(rows, indent=""):
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-             for row in rows]
-    lines.insert(1, indent + "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from parity.tolerance import render_table
+
+    return "\n".join(indent + line for line in render_table(rows))
 
 
 def _layers_text(layers, indent="  "):

@@ -25,7 +25,7 @@ from parity.errors import ConversionError, ParityError
 from parity.naming import slot_label
 from parity.stacked import TorchRNN
 from parity.torch_modules import StatefulRNN
-from parity.tolerance import diff_arrays
+from parity.tolerance import diff_arrays, diff_table
 
 
 @dataclasses.dataclass
@@ -82,23 +82,7 @@ class ParityReport:
 
     def __str__(self):
         header = f"parity: {self.torch_label} vs {self.keras_label} (atol={self.atol:g}, rtol={self.rtol:g})"
-        rows = [("output", "shape", "max abs err", "max rel err", "worst at", "ok")]
-        for d in self.outputs.values():
-            rows.append((
-                d.name,
-                str(d.shape),
-                f"{d.max_abs_error:.3g}",
-                f"{d.max_rel_error:.3g}",
-                str(list(d.worst_index)) + (f" {d.note}" if d.note else "")
-                + (f" NaN mismatches: {d.nan_mismatches}" if d.nan_mismatches else ""),
-                "yes" if d.ok else "NO",
-            ))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [header]
-        for i, r in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-            if i == 0:
-                lines.append("  ".join("-" * w for w in widths))
+        lines = [header, *diff_table(self.outputs.values())]
         verdict = "PASS" if self.ok else f"FAIL at {self.path(self.worst)}"
         lines.append(
             f"max abs error {self.max_abs_error:.3g}, max rel error "

@@ -23,6 +23,7 @@ from parity.errors import ConversionError
 from parity.plan import is_keras, is_torch, write_plan
 from parity.registry import PLAIN, lookup_type
 from parity.stacked import TorchRNN
+from parity.tolerance import render_table
 from parity.torch_modules import OUTPUT_MODULES, StatefulRNN
 
 # -- what is a whole model ----------------------------------------------------
@@ -169,12 +170,7 @@ def pair_units(t_units, k_units, mapping=None):
 
 
 def _table(rows):
-    header = ("#", "torch", "keras", "status")
-    rows = [header] + [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(render_table([("#", "torch", "keras", "status"), *rows]))
 
 
 def copy_model_weights(src, dst, mapping=None):

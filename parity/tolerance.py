@@ -97,3 +97,28 @@ def assert_allclose_named(name, actual, expected, atol, rtol):
             f"actual {d.actual_at_worst!r}, expected {d.expected_at_worst!r})"
         )
     return d
+
+
+def render_table(rows):
+    """Left-aligned columns, a dashed line under the first (header) row."""
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def diff_table(diffs, first_column="output"):
+    """The lines of a table of `OutputDiff`s, as reports print them."""
+    rows = [(first_column, "shape", "max abs err", "max rel err", "worst at", "ok")]
+    for d in diffs:
+        rows.append((
+            d.name,
+            str(d.shape),
+            f"{d.max_abs_error:.3g}",
+            f"{d.max_rel_error:.3g}",
+            str(list(d.worst_index)) + (f" {d.note}" if d.note else "")
+            + (f" NaN mismatches: {d.nan_mismatches}" if d.nan_mismatches else ""),
+            "yes" if d.ok else "NO",
+        ))
+    return render_table(rows)
