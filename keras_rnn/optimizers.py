@@ -136,7 +136,7 @@ class TorchAdam(keras.optimizers.Optimizer):
         # get g1**2 + g2**2 instead of (g1 + g2)**2 in `v` (keras Adam does
         # this too). Adding it to a dense zero sums the slices first; on other
         # backends gradients are dense already.
-        gradient = ops.add(ops.zeros_like(variable), ops.cast(gradient, dtype))
+        gradient = ops.add(ops.zeros(variable.shape, dtype), ops.cast(gradient, dtype))
         step = ops.cast(self.iterations + 1, dtype)
 
         # The same operations, in the same order, as torch.optim.Adam's
