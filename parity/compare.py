@@ -23,8 +23,10 @@ from parity.backends import float64_problems
 from parity.dtypes import dtype_name
 from parity.errors import ConversionError, ParityError
 from parity.naming import slot_label
+from parity.plan import is_keras, is_torch
+from parity.registry import lookup_type
 from parity.stacked import TorchRNN
-from parity.torch_modules import StatefulRNN
+from parity.torch_modules import MaskedSequential, StatefulRNN
 from parity.tolerance import diff_arrays, diff_table
 
 
@@ -97,10 +99,69 @@ def _torch_dtype(module):
 
 
 def as_input(x, what):
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()  # np.asarray refuses a tensor that requires grad
     array = np.asarray(x)
     if array.dtype == object:
         raise ConversionError(f"{what} must be a numeric array. Received: dtype=object")
     return np.ascontiguousarray(array)
+
+
+def check_floating(x, label):
+    """Refuses what numpy would cast silently (bool, integers), with a warning
+    (complex: the imaginary part dropped), or not at all (strings)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = (" (integer indices go through an Embedding first)"
+                if np.issubdtype(x.dtype, np.integer) else "")
+        raise ConversionError(
+            f"{label} computes in floating point, so x must be a float array{hint}. "
+            f"Received: dtype={x.dtype}"
+        )
+
+
+def check_indices(x, num_embeddings, label):
+    """Integer indices inside the table (PyTorch raises IndexError, Keras reads garbage)."""
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ConversionError(f"{label} takes integer indices. Received: dtype={x.dtype}")
+    if x.size and (x.min() < 0 or x.max() >= num_embeddings):
+        raise ConversionError(
+            f"{label}: every index must be in [0, {num_embeddings}). Received: indices "
+            f"from {x.min()} to {x.max()}"
+        )
+
+
+def _check_steps(label, batch, time, shape):
+    if batch == 0 or time == 0:
+        raise ConversionError(
+            f"{label}: x holds {time} time step(s) of {batch} sequence(s); there is "
+            f"nothing to compare (PyTorch refuses empty sequences and Keras's LSTM an "
+            f"empty batch). Received: shape={shape}"
+        )
+
+
+def _check_features(label, spec, shape):
+    if shape[-1] != spec.input_size:
+        raise ConversionError(
+            f"{label}: x has {shape[-1]} features per step, the layer takes "
+            f"input_size={spec.input_size}. Received: shape={shape}"
+        )
+
+
+def _check_states(label, spec, states, leading, layout):
+    """Each initial state has shape `(*leading, size)`; `layout` names the axes."""
+    for name, state in zip(spec.family.STATES, states):
+        size = spec.proj_size if name == "h" and spec.proj_size else spec.hidden_size
+        expected = (*leading, size)
+        if not (np.issubdtype(state.dtype, np.floating) or np.issubdtype(state.dtype, np.integer)):
+            raise ConversionError(
+                f"{label}: initial state {name}0 must be a float array. Received: "
+                f"dtype={state.dtype}"
+            )
+        if tuple(state.shape) != expected:
+            raise ConversionError(
+                f"{label}: initial state {name}0 must have shape {expected} {layout}. "
+                f"Received: shape={tuple(state.shape)}"
+            )
 
 
 def _numpy(t):
@@ -233,9 +294,6 @@ def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, 
     states = recurrent.split_torch_state(spec, initial_state)
     dtype = _torch_dtype(module)
     x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype_name(dtype)))
-    torch_states = None
-    if states is not None:
-        torch_states = tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=dtype_name(dtype))) for s in states)
     if x_t.ndim != 3:
         raise ConversionError(
             f"nn.{type(module).__name__}: x must be 3-D, "
@@ -243,6 +301,15 @@ def _compare_recurrent_layer(module, keras_obj, x, initial_state, lengths=None, 
             f"Received: shape={tuple(x_t.shape)}"
         )
     batch, time = (x_t.shape[0], x_t.shape[1]) if module.batch_first else (x_t.shape[1], x_t.shape[0])
+    label = f"nn.{type(module).__name__}"
+    _check_steps(label, batch, time, tuple(x_t.shape))
+    _check_features(label, spec, tuple(x_t.shape))
+    if states is not None:
+        _check_states(label, spec, states, (len(spec.slots()), batch),
+                      "(num_layers * num_directions, batch, hidden)")
+    torch_states = None
+    if states is not None:
+        torch_states = tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=dtype_name(dtype))) for s in states)
     lengths, mask = valid_lengths(lengths, mask, batch, time)
     inputs = x_t
     if lengths is not None:
@@ -301,8 +368,13 @@ def _compare_recurrent_cell(cell, keras_cell, x, initial_state):
         )
     steps = x if x.ndim == 3 else x[None]
     batch = steps.shape[1]
+    label = f"nn.{type(cell).__name__}"
+    _check_steps(label, batch, steps.shape[0], x.shape)
+    _check_features(label, spec, x.shape)
     n_states = len(spec.family.STATES)
     states = recurrent.split_torch_state(spec, initial_state)
+    if states is not None:
+        _check_states(label, spec, states, (batch,), "(batch, hidden)")
     if states is None:
         states = tuple(np.zeros((batch, spec.hidden_size), dtype=x.dtype) for _ in range(n_states))
     states = tuple(np.ascontiguousarray(s, dtype=x.dtype) for s in states)
@@ -333,12 +405,14 @@ def _compare_plain(module, layer, x, initial_state):
             f"nn.{type(module).__name__} has no state. Received: an initial_state"
         )
     if isinstance(module, torch.nn.Embedding):
-        if not np.issubdtype(np.asarray(x).dtype, np.integer):
-            raise ConversionError(
-                f"nn.Embedding takes integer indices. Received: dtype={np.asarray(x).dtype}"
-            )
+        check_indices(np.asarray(x), module.num_embeddings, "nn.Embedding")
         x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
     else:
+        if x.ndim == 0 or x.shape[-1] != module.in_features:
+            raise ConversionError(
+                f"nn.Linear: x must end in in_features={module.in_features}. "
+                f"Received: shape={x.shape}"
+            )
         x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype_name(_torch_dtype(module))))
     with torch.no_grad():
         expected = module(x_t).numpy()
@@ -360,6 +434,22 @@ def _compare_model(model, keras_model, x, initial_state):
             "initial_state is for single recurrent layers; a whole model takes only x. "
             "Received: an initial_state"
         )
+    label = type(model).__name__
+    # A whole model's forward may do anything with x: only what cannot be an
+    # input is refused, and indices are checked when an Embedding comes first.
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ConversionError(
+            f"{label}: x must hold integer indices or floats. Received: dtype={x.dtype}"
+        )
+    with_weights = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    if with_weights and isinstance(with_weights[0], torch.nn.Embedding):
+        check_indices(x, with_weights[0].num_embeddings,
+                      f"{label} (its first layer is nn.Embedding)")
+    if x.size == 0 and any(lookup_type(m) and lookup_type(m)[1] != "plain" for m in with_weights):
+        raise ConversionError(
+            f"{label}: x is empty and the model holds recurrent layers (PyTorch refuses "
+            f"empty sequences and Keras's LSTM an empty batch). Received: shape={x.shape}"
+        )
     if np.issubdtype(x.dtype, np.integer):
         x_t = torch.from_numpy(x.astype(np.int64))
     else:
@@ -371,6 +461,12 @@ def _compare_model(model, keras_model, x, initial_state):
     expected = expected.numpy()
     actual = _numpy(keras_model(x_t.numpy(), training=False))
     note = ""
+    if isinstance(model, MaskedSequential) and expected.ndim == 3 and actual.shape == expected.shape:
+        # padded steps: zeros in PyTorch, carried values in Keras (docs/beyond.md)
+        valid = model.mask(x_t).numpy()[:, :, None]
+        actual = np.where(valid, actual, 0.0).astype(actual.dtype)
+        expected = np.where(valid, expected, 0.0).astype(expected.dtype)
+        note = "valid steps only"
     if actual.shape != expected.shape and actual.size == expected.size:
         note = f"keras output {actual.shape} reshaped to {expected.shape}"
         actual = actual.reshape(expected.shape)
@@ -409,6 +505,12 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
     from parity import models
     from parity.convert import keras_side, torch_side
 
+    if is_keras(torch_obj) and is_torch(keras_obj):
+        raise ConversionError(
+            f"compare(torch_obj, keras_obj, x) takes the PyTorch object first; the "
+            f"arguments are swapped. Received: {type(torch_obj).__name__} (Keras), "
+            f"{type(keras_obj).__name__} (torch)"
+        )
     x = as_input(x, "x")
     whole = models.is_whole_model(torch_obj) or models.is_whole_model(keras_obj)
     if whole:
@@ -429,6 +531,8 @@ def compare(torch_obj, keras_obj, x, initial_state=None, atol=1e-5, rtol=1e-5,
                 run = _compare_recurrent_layer
         else:
             run = _compare_plain
+        if run is not _compare_model and tside.spec.kind != "embedding":
+            check_floating(x, tside.label)
         if lengths is not None or mask is not None:
             if run is not _compare_recurrent_layer:
                 raise ConversionError(

@@ -52,6 +52,31 @@ def _supported_torch_names():
     ))
 
 
+def _check_own_shapes(module, spec, label):
+    """Refuses a module whose parameters no longer fit its own configuration.
+
+    A parameter replaced after construction (`lstm.bias_ih_l0 = nn.Parameter(...)`)
+    keeps `input_size`/`hidden_size` as they were; the weight transforms
+    would fail on it with a numpy error, or map it into the wrong place.
+    """
+    from parity.infer import expected_shapes
+
+    params = dict(module.named_parameters())
+    problems = [
+        f"{name}: expected shape {shape}, received "
+        + (f"{tuple(params[name].shape)}" if name in params else "nothing (missing)")
+        for name, shape in expected_shapes(spec).items()
+        if name not in params or tuple(params[name].shape) != shape
+    ]
+    if problems:
+        raise ConversionError(
+            f"{label} {spec}: its parameters do not fit its own configuration (a "
+            f"parameter replaced after construction?); nothing was written:\n  "
+            + "\n  ".join(problems)
+            + f"\nReceived: {len(problems)} problem(s), first: {problems[0]}"
+        )
+
+
 def torch_side(module):
     if isinstance(module, StatefulRNN):
         module = module.module  # the weights live in the wrapped module
@@ -65,9 +90,12 @@ def torch_side(module):
     family, role = found
     label = f"nn.{type(module).__name__}"
     if role == "plain":
-        return Side("torch", label, family.torch_spec(module),
+        spec = family.torch_spec(module)
+        _check_own_shapes(module, spec, label)
+        return Side("torch", label, spec,
                     dict(module.named_parameters()), family.torch_to_keras)
     spec = recurrent.torch_spec(module)
+    _check_own_shapes(module, spec, label)
     return Side(
         "torch", label, spec, recurrent.torch_targets(module),
         lambda arrays: recurrent.torch_to_keras_arrays(spec, arrays),

@@ -147,7 +147,18 @@ def _first_line(error):
 # PyTorch pickles (.pt / .pth)
 # --------------------------------------------------------------------------
 
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# torch's weights-only unpickler names the refused global one way for the zip
+# format ("Unsupported global: GLOBAL x") and another for the legacy one
+# ("Trying to load unsupported GLOBAL x whose module y is blocked").
+_UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global:|unsupported) GLOBAL (\S+)")
+
+
+def _unpickling_reason(error):
+    """The line of a weights-only `UnpicklingError` that says what failed (its
+    first line is the same advice for every file)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "nsupported" in line or "rror:" in line]
+    return reasons[-1] if reasons else _first_line(error)
 
 
 def _check_tensor_dict(obj, path):
@@ -171,6 +182,14 @@ def _check_tensor_dict(obj, path):
             f"checkpoint?); parity reads a module's state_dict().{hint} Received: "
             f"non-tensor entries {dict(list(others.items())[:5])}"
         )
+    # Sparse (or other non-strided) tensors have no dense layout to transpose or save.
+    layouts = {k: str(v.layout) for k, v in obj.items() if v.layout != torch.strided}
+    if layouts:
+        raise CorruptFileError(
+            f"{path}: holds tensors that are not dense; parity reads a module's "
+            f"state_dict() of dense tensors (call .to_dense() on them first). Received: "
+            f"{dict(list(layouts.items())[:5])}"
+        )
     return obj
 
 
@@ -188,8 +207,8 @@ def read_torch_pickle(path):
                 f"GLOBAL {unsafe[1]}"
             ) from None
         raise CorruptFileError(
-            f"{path}: not a readable PyTorch file (truncated or corrupt). Received: "
-            f"{_first_line(error)}"
+            f"{path}: not a readable PyTorch file (truncated or corrupt, or a pickle "
+            f"weights-only loading cannot read). Received: {_unpickling_reason(error)}"
         ) from None
     except Exception as error:  # torch raises RuntimeError, EOFError, KeyError, ...
         raise CorruptFileError(
@@ -1181,6 +1200,9 @@ def write(checkpoint, path):
         checkpoint = dataclasses.replace(checkpoint, keras_object=built)
     temporary = temporary_path(path, suffix)
     try:
+        # Claimed first, with Python's own OSError: torch and safetensors report an
+        # unwritable directory as RuntimeError / SafetensorError.
+        open(temporary, "xb").close()
         fmt.writer(checkpoint, temporary)
         # Some writers (safetensors) create 0600 files; give the usual permissions.
         os.chmod(temporary, 0o666 & ~_umask())

@@ -24,7 +24,7 @@ from parity.plan import is_keras, is_torch, write_plan
 from parity.registry import PLAIN, lookup_type
 from parity.stacked import TorchRNN
 from parity.tolerance import render_table
-from parity.torch_modules import OUTPUT_MODULES, StatefulRNN
+from parity.torch_modules import OUTPUT_MODULES, Masking, MaskedSequential, StatefulRNN
 
 # -- what is a whole model ----------------------------------------------------
 
@@ -290,6 +290,14 @@ def sequential_to_keras(sequential):
             layers.append(weightless.torch_to_keras(child, keras_name))
             continue
         family, role = found
+        if (role == "plain" and family is PLAIN.get("embedding") and first is None
+                and getattr(sequential, "mask_kind", None) == "zero_index"):
+            layer = family.build_keras(family.torch_spec(child), name=keras_name)
+            layer.mask_zero = layer.supports_masking = True  # as Embedding(mask_zero=True) sets them
+            copy_weights(child, layer)
+            first = (role, family, child)
+            layers.append(layer)
+            continue
         if role == "cell":
             raise ConversionError(
                 f"nn.Sequential: child {name!r} is a cell, which takes a state per "
@@ -357,7 +365,9 @@ def sequential_to_torch(model):
 
     Recurrent layers become `parity.torch_modules` modules (`batch_first=True`,
     returning what the Keras layer returns); weightless layers their
-    `nn` twins. Only `keras.Sequential` converts this way: for functional
+    `nn` twins. A model whose first layer makes a mask (`Masking`,
+    `Embedding(mask_zero=True)`) becomes a `parity.torch_modules.MaskedSequential`,
+    which packs every recurrent layer's input by the same mask. Only `keras.Sequential` converts this way: for functional
     or subclassed models, build the torch model and use `copy_weights`.
     """
     from parity.convert import copy_weights
@@ -369,12 +379,24 @@ def sequential_to_torch(model):
             f"call parity.copy_weights. Received: {type(model).__name__}"
         )
     children = collections.OrderedDict()
-    for layer in _keras_layers_flat(model):
-        if isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
+    layers = [l for l in _keras_layers_flat(model) if not isinstance(l, keras.layers.InputLayer)]
+    mask_kind, mask_value = None, 0.0
+    for position, layer in enumerate(layers):
+        makes_mask = (isinstance(layer, keras.layers.Masking)
+                      or (isinstance(layer, keras.layers.Embedding) and layer.mask_zero))
+        if makes_mask and position != 0:
             raise ConversionError(
-                f"Embedding {layer.name!r}: mask_zero=True makes the later layers skip "
-                f"padded steps; masks are not converted yet. Received: mask_zero=True"
+                f"{type(layer).__name__} {layer.name!r}: a mask made after the first layer "
+                f"is not converted (the PyTorch side derives lengths from the model's "
+                f"input). Received: a mask-making layer at position {position}"
             )
+        if makes_mask:
+            mask_kind = "mask_value" if isinstance(layer, keras.layers.Masking) else "zero_index"
+            mask_value = float(getattr(layer, "mask_value", 0.0))
+    for layer in layers:
+        if isinstance(layer, keras.layers.Masking):
+            children[layer.name] = Masking(layer.mask_value)
+            continue
         if _is_keras_recurrent_unit(layer) and not (lookup_type(layer) or (0, ""))[1] == "cell":
             module = _torch_recurrent_for_sequential(layer)
             copy_weights(layer, module)
@@ -387,6 +409,8 @@ def sequential_to_torch(model):
             if module is None:
                 continue
         children[layer.name] = module
+    if mask_kind is not None:
+        return MaskedSequential(children, mask_kind=mask_kind, mask_value=mask_value)
     return torch.nn.Sequential(children)
 
 

@@ -266,3 +266,94 @@ class StatefulRNN(torch.nn.Module):
 
     def extra_repr(self):
         return f"batch_size={self.batch_size}"
+
+
+class Masking(torch.nn.Module):
+    """Keras's `Masking(mask_value)`: zeroes the steps whose features all equal `mask_value`."""
+
+    def __init__(self, mask_value=0.0):
+        super().__init__()
+        self.mask_value = float(mask_value)
+
+    def forward(self, x):
+        return x * step_mask(x, "mask_value", self.mask_value).unsqueeze(-1).to(x.dtype)
+
+    def extra_repr(self):
+        return f"mask_value={self.mask_value}"
+
+
+def step_mask(inputs, kind, mask_value=0.0):
+    """Keras's mask for a batch-major input: `(batch, time)` bool.
+
+    `kind="zero_index"`: `Embedding(mask_zero=True)`, index 0 is padding;
+    `kind="mask_value"`: `Masking(mask_value)`, a step is padding when all
+    its features equal `mask_value`.
+    """
+    if kind == "zero_index":
+        return inputs != 0
+    return torch.any(inputs != mask_value, dim=-1)
+
+
+class MaskedSequential(torch.nn.Sequential):
+    """An `nn.Sequential` that masks padded steps the way a Keras model does.
+
+    Keras derives a mask from the input (`Embedding(mask_zero=True)`: index 0;
+    `Masking(mask_value)`: all-`mask_value` steps) and its recurrent layers
+    skip the masked steps. Here the same mask gives each sequence's length,
+    and every recurrent child runs on a `PackedSequence`, so final states are
+    taken at each sequence's last valid step, as in Keras. Padding must be on
+    the right (a `PackedSequence` cannot describe anything else). Output steps
+    at padded positions are zeros here and carried values in Keras: compare
+    valid steps only (`parity.compare` does).
+
+    Args:
+        children: an `OrderedDict` of modules, as for `nn.Sequential`.
+        mask_kind: `"zero_index"` or `"mask_value"`.
+        mask_value: for `"mask_value"`.
+    """
+
+    def __init__(self, children, mask_kind="zero_index", mask_value=0.0):
+        super().__init__(children)
+        if mask_kind not in ("zero_index", "mask_value"):
+            raise ValueError(
+                f"mask_kind must be 'zero_index' or 'mask_value'. Received: {mask_kind!r}"
+            )
+        self.mask_kind = mask_kind
+        self.mask_value = float(mask_value)
+
+    def mask(self, inputs):
+        return step_mask(inputs, self.mask_kind, self.mask_value)
+
+    def forward(self, inputs):
+        mask = self.mask(inputs)
+        lengths = mask.sum(dim=1)
+        time = inputs.shape[1]
+        prefix = torch.arange(time, device=inputs.device)[None, :] < lengths[:, None]
+        if not torch.equal(mask, prefix) or bool((lengths == 0).any()):
+            raise ValueError(
+                "MaskedSequential: every sequence must be right-padded and at least one "
+                "step long (a PackedSequence describes nothing else). Received: a mask "
+                f"with rows {torch.nonzero(~(mask == prefix).all(dim=1)).flatten().tolist()} "
+                f"not prefixes, lengths {lengths.tolist()}"
+            )
+        x = inputs
+        for module in self:
+            if isinstance(module, torch.nn.RNNBase) or isinstance(module, KerasFormulaRNN):
+                x = _run_packed(module, x, lengths.cpu(), time)
+            else:
+                x = module(x)
+        return x
+
+
+def _run_packed(module, x, lengths, time):
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        x, lengths, batch_first=True, enforce_sorted=False
+    )
+    run = getattr(module, "forward_with_state", module.forward)
+    output, state = run(packed)
+    output, _ = torch.nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=time)
+    if getattr(module, "return_sequences", True):
+        return output
+    h_n = state[0] if isinstance(state, tuple) else state
+    directions = 2 if module.bidirectional else 1
+    return torch.cat(list(h_n[-directions:]), dim=-1)

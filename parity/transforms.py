@@ -71,8 +71,14 @@ def transpose(array):
 
 
 def sum_biases(bias_ih, bias_hh):
-    """PyTorch's two biases -> the one Keras bias (LSTM, SimpleRNN)."""
-    return bias_ih + bias_hh
+    """PyTorch's two biases -> the one Keras bias (LSTM, SimpleRNN).
+
+    Where `bias_hh` is zero (always, after `split_bias`) `bias_ih` is taken as
+    it is: `x + 0.0` turns `-0.0` into `0.0` and quiets a signalling NaN, and
+    keras -> torch -> keras must give back every bit.
+    """
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN on both sides, no warning
+        return np.where(bias_hh == 0, bias_ih, bias_ih + bias_hh)
 
 
 def split_bias(bias):

@@ -8,12 +8,14 @@
 | `nn.Sigmoid()`     | `Activation("sigmoid")`                        |
 | `nn.Softmax(dim=-1)` | `Softmax(axis=-1)`, `Activation("softmax")`  |
 | `nn.Identity()`    | `Activation("linear")`                         |
+| `parity.torch_modules.Masking(v)` | `Masking(v)`                    |
 """
 
 import keras
 import torch
 
 from parity.errors import ConversionError
+from parity.torch_modules import Masking
 
 KERAS_ACTIVATIONS = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
                      "relu": torch.nn.ReLU, "linear": torch.nn.Identity}
@@ -21,12 +23,15 @@ KERAS_ACTIVATIONS = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
 
 def is_torch_weightless(module):
     return isinstance(module, (torch.nn.Dropout, torch.nn.ReLU, torch.nn.Tanh,
-                               torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.Identity))
+                               torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.Identity,
+                               Masking))
 
 
 def torch_to_keras(module, name=None):
     """The Keras layer for a weightless torch module."""
     kwargs = {"name": name} if name else {}
+    if isinstance(module, Masking):
+        return keras.layers.Masking(module.mask_value, **kwargs)
     if isinstance(module, torch.nn.Dropout):
         return keras.layers.Dropout(module.p, **kwargs)
     if isinstance(module, torch.nn.ReLU):

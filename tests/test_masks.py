@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import parity
-from factories import KINDS, initial_state, keras_stack, torch_layer
+from factories import KINDS, initial_state, keras_stack, randomize_keras, torch_layer
 
 INPUT, HIDDEN, BATCH, TIME = 3, 4, 3, 6
 LENGTHS = np.array([6, 2, 4])
@@ -129,3 +129,62 @@ def test_lengths_on_a_cell_are_refused(rng):
     cell = torch.nn.GRUCell(INPUT, HIDDEN)
     with pytest.raises(parity.ConversionError, match="lengths/mask apply to recurrent layers"):
         parity.compare(cell, parity.to_keras(cell), rng.normal(size=(2, INPUT)), lengths=np.array([1, 1]))
+
+
+# -- whole models whose mask comes from Embedding(mask_zero=True) or Masking --------
+
+PADDED_INDICES = np.array([[1, 2, 3, 4, 0, 0], [2, 2, 1, 0, 0, 0], [4, 3, 2, 1, 1, 1]])
+
+
+def test_mask_zero_model_converts_and_packs(rng):
+    from parity.torch_modules import MaskedSequential
+
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(5, 3, mask_zero=True),
+        keras.layers.LSTM(4, return_sequences=True),
+        keras.layers.Bidirectional(keras.layers.GRU(3)),   # final states at the last valid step
+        keras.layers.Dense(2),
+    ])
+    randomize_keras(model, rng)
+    torch_model = parity.to_torch(model)
+    assert isinstance(torch_model, MaskedSequential) and torch_model.mask_kind == "zero_index"
+    parity.assert_parity(torch_model, model, PADDED_INDICES)
+    # the mask matters: the same weights without it give other numbers
+    unmasked = torch.nn.Sequential(*torch_model)
+    with torch.no_grad():
+        plain = unmasked(torch.from_numpy(PADDED_INDICES)).numpy()
+        packed = torch_model(torch.from_numpy(PADDED_INDICES)).numpy()
+    assert not np.allclose(plain[:2], packed[:2]) and np.allclose(plain[2], packed[2], atol=1e-6)
+    again = parity.to_keras(torch_model)
+    assert again.layers[0].mask_zero
+    parity.assert_parity(torch_model, again, PADDED_INDICES)
+
+
+def test_masking_layer_model_compares_valid_steps(rng):
+    model = keras.Sequential([
+        keras.Input((None, 3)), keras.layers.Masking(0.0),
+        keras.layers.SimpleRNN(4, return_sequences=True), keras.layers.Dense(2),
+    ])
+    randomize_keras(model, rng)
+    x = rng.normal(size=(2, 5, 3))
+    x[0, 3:] = 0.0
+    torch_model = parity.to_torch(model)
+    report = parity.assert_parity(torch_model, model, x)
+    assert report["outputs"].note == "valid steps only"
+    assert isinstance(parity.to_keras(torch_model).layers[0], keras.layers.Masking)
+
+
+def test_mask_made_later_in_the_model_is_refused():
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.Dense(3),
+                              keras.layers.Masking(0.0), keras.layers.GRU(2)])
+    with pytest.raises(parity.ConversionError, match="a mask made after the first layer.*Received: a mask-making layer at position 1"):
+        parity.to_torch(model)
+
+
+def test_left_padded_input_to_a_masked_model_is_refused():
+    model = keras.Sequential([keras.Input((None,), dtype="int32"),
+                              keras.layers.Embedding(5, 3, mask_zero=True), keras.layers.GRU(2)])
+    torch_model = parity.to_torch(model)
+    with pytest.raises(ValueError, match=r"right-padded.*Received: a mask with rows \[0\]"):
+        torch_model(torch.tensor([[0, 0, 1, 2]]))
