@@ -24,12 +24,6 @@ def keras_sequential(*layers, input_size=3):
     return keras.Sequential([keras.Input((None, input_size)), *layers])
 
 
-def _stateful_gru():
-    layer = keras.layers.GRU(4, stateful=True)
-    layer.build((2, None, 3))  # stateful layers need a static batch size
-    return layer
-
-
 # (id, Keras source, torch destination of the nearest architecture, message regex)
 KERAS_SOURCE_CASES = [
     ("unbuilt-layer", lambda: keras.layers.LSTM(4), lambda: torch.nn.LSTM(3, 4),
@@ -49,8 +43,6 @@ KERAS_SOURCE_CASES = [
      lambda: torch.nn.RNN(3, 4), r"activation='elu'.*supported: 'tanh', 'sigmoid', 'hard_sigmoid'"),
     ("go-backwards-alone", lambda: built(keras.layers.LSTM(4, go_backwards=True)),
      lambda: torch.nn.LSTM(3, 4), r"LSTM 'lstm\w*': go_backwards=True .*Received: go_backwards=True"),
-    ("stateful", _stateful_gru,
-     lambda: torch.nn.GRU(3, 4), r"GRU 'gru\w*': stateful=True.*Received: stateful=True"),
     ("bidirectional-sum", lambda: built(keras.layers.Bidirectional(keras.layers.LSTM(4), merge_mode="sum")),
      lambda: torch.nn.LSTM(3, 4, bidirectional=True),
      r"Bidirectional '\w+': merge_mode='sum'.*Received: merge_mode='sum'"),

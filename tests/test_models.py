@@ -181,13 +181,6 @@ def test_sequential_to_torch_refusals(layer, message):
         parity.to_torch(model)
 
 
-def test_mask_zero_is_refused_in_models():
-    model = keras.Sequential([keras.Input((None,), dtype="int32"),
-                              keras.layers.Embedding(4, 3, mask_zero=True), keras.layers.GRU(4)])
-    with pytest.raises(parity.ConversionError, match="mask_zero=True.*Received: mask_zero=True"):
-        parity.to_torch(model)
-
-
 def test_functional_model_to_torch_is_refused_but_copies():
     inputs = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(4, 10)(inputs)
