@@ -20,3 +20,20 @@ def rng():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# Hypothesis profiles (tests/test_properties.py). "default" keeps `make test`
+# within the CI budget and draws the same examples every run; `pytest
+# --hypothesis-profile=thorough` (a built-in option of hypothesis's pytest
+# plugin, which loads it after this file) draws many more, at random.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default", max_examples=40, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough", max_examples=1000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("default")
