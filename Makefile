@@ -44,3 +44,10 @@ test-backends: $(BACKENDS_STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Benchmarks (issue 6): inference against PyTorch on every installed Keras
+# backend, conversion cost, the main job's wall time; writes
+# docs/performance.md. About 6-8 minutes on 2 cores; not part of `make test`.
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m benchmarks.run

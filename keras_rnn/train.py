@@ -137,6 +137,9 @@ def compile_hello(model, model_kind, optimizer="torch"):
     if isinstance(optimizer, str):
         optimizer = hello_optimizer(model, model_kind, optimizer)
     model.compile(optimizer=optimizer, loss=StepCrossEntropy(settings.step_reduction))
+    # Built here, its slots are not created inside the first train step, which
+    # would make TensorFlow trace that step twice (~0.4 s per model).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Callable
 
 import keras
+import numpy as np
 import torch
 
 from parity import recurrent
@@ -37,12 +38,35 @@ class Side:
     targets: dict
     to_other: Callable
 
-    def arrays(self):
-        return {
-            key: keras.ops.convert_to_numpy(t).copy() if self.framework == "keras"
-            else t.detach().cpu().numpy().copy()
-            for key, t in self.targets.items()
-        }
+    def arrays(self, copy=True):
+        """`{key: numpy array}` of this side's weights.
+
+        `copy=False` gives read-only views where the framework allows it
+        (a copy reads them before it writes, and the transforms build new
+        arrays), so that converting a large model does not first duplicate it.
+        """
+        if copy:
+            return {
+                key: keras.ops.convert_to_numpy(t).copy() if self.framework == "keras"
+                else t.detach().cpu().numpy().copy()
+                for key, t in self.targets.items()
+            }
+        return {key: _read_only_view(t) for key, t in self.targets.items()}
+
+
+def _read_only_view(t):
+    """A read-only numpy view of a parameter or variable (a copy where none exists)."""
+    if isinstance(t, keras.Variable):
+        t = t.value  # the backend's own variable or tensor
+        if hasattr(t, "read_value"):  # a tf.Variable: the value read shares its buffer
+            t = t.read_value()
+    if isinstance(t, torch.Tensor):
+        array = t.detach().cpu().numpy()
+    else:
+        array = np.asarray(t)
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _supported_torch_names():
@@ -168,7 +192,7 @@ def prepare_copy(src, dst):
             f"{src_side.framework}. Received: {src_side.label} and {dst_side.label}"
         )
     _check_architectures(src_side, dst_side)
-    arrays = src_side.to_other(src_side.arrays())
+    arrays = src_side.to_other(src_side.arrays(copy=False))
     check_plan(arrays, dst_side.targets, dst_side.label)
     return arrays, dst_side.targets, dst_side.label
 
@@ -218,10 +242,14 @@ def copy_weights(src, dst, mapping=None):
 
 
 def _build(spec, framework):
+    # Every weight is overwritten by the copy that follows: no initialisation.
     if isinstance(spec, recurrent.RecurrentSpec):
-        return recurrent.build_keras(spec) if framework == "keras" else recurrent.build_torch(spec)
-    module = PLAIN[spec.kind]
-    return module.build_keras(spec) if framework == "keras" else module.build_torch(spec)
+        module = recurrent
+    else:
+        module = PLAIN[spec.kind]
+    if framework == "keras":
+        return module.build_keras(spec, initialize=False)
+    return module.build_torch(spec, initialize=False)
 
 
 def to_keras(torch_module):

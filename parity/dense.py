@@ -53,14 +53,24 @@ def keras_spec(layer):
     )
 
 
-def build_torch(spec):
+def build_torch(spec, initialize=True):
+    """`initialize=False`: uninitialised memory, for callers that overwrite every weight."""
+    if not initialize:
+        device = torch.get_default_device()
+        with torch.device("meta"):
+            module = build_torch(spec)
+        return module.to_empty(device=device)
     module = torch.nn.Linear(spec.input_size, spec.output_size, bias=spec.bias)
     return module.to(getattr(torch, spec.dtype))
 
 
-def build_keras(spec, name=None):
+def build_keras(spec, name=None, initialize=True):
+    """`initialize=False`: zero-filled weights, Keras's initialisers kept for `get_config()`."""
+    from parity.recurrent import zero_initialized
+
     layer = keras.layers.Dense(spec.output_size, use_bias=spec.bias, dtype=spec.dtype, name=name)
-    layer.build((None, spec.input_size))
+    with zero_initialized([] if initialize else [layer], ("kernel_initializer", "bias_initializer")):
+        layer.build((None, spec.input_size))
     return layer
 
 

@@ -46,14 +46,24 @@ def keras_spec(layer):
     return PlainSpec(KIND, int(layer.input_dim), int(layer.output_dim), False, dtype)
 
 
-def build_torch(spec):
+def build_torch(spec, initialize=True):
+    """`initialize=False`: uninitialised memory, for callers that overwrite every weight."""
+    if not initialize:
+        device = torch.get_default_device()
+        with torch.device("meta"):
+            module = build_torch(spec)
+        return module.to_empty(device=device)
     module = torch.nn.Embedding(spec.input_size, spec.output_size)
     return module.to(getattr(torch, spec.dtype))
 
 
-def build_keras(spec, name=None):
+def build_keras(spec, name=None, initialize=True):
+    """`initialize=False`: zero-filled weights, Keras's initialiser kept for `get_config()`."""
+    from parity.recurrent import zero_initialized
+
     layer = keras.layers.Embedding(spec.input_size, spec.output_size, dtype=spec.dtype, name=name)
-    layer.build((None,))
+    with zero_initialized([] if initialize else [layer], ("embeddings_initializer",)):
+        layer.build((None,))
     return layer
 
 

@@ -7,6 +7,8 @@ wrong dtypes — are collected and raised as one `ConversionError` before the
 first write, so a failed copy leaves the destination as it was.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import torch
@@ -68,7 +70,10 @@ def write_plan(arrays, targets):
     for key, target in targets.items():
         array = np.ascontiguousarray(arrays[key])
         if isinstance(target, torch.nn.Parameter) and not isinstance(target, keras.Variable):
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # A read-only source view (`Side.arrays(copy=False)`): torch
+                # warns about writing through it, but `copy_` only reads it.
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
                 target.copy_(torch.from_numpy(array))
         else:
             target.assign(array)

@@ -11,6 +11,7 @@ holds what is the same for all three:
 - running either side on the same input, with PyTorch's state layout.
 """
 
+import contextlib
 import dataclasses
 import warnings
 
@@ -159,8 +160,18 @@ def expected_torch_names(spec):
     return names
 
 
-def build_torch(spec, batch_first=True):
-    """A fresh torch module for `spec`; layers are `batch_first=True` like Keras."""
+def build_torch(spec, batch_first=True, initialize=True):
+    """A fresh torch module for `spec`; layers are `batch_first=True` like Keras.
+
+    `initialize=False` is for callers that overwrite every weight (`to_torch`):
+    the module is built on the meta device and given uninitialised CPU memory,
+    so PyTorch's `reset_parameters` is not paid for.
+    """
+    if not initialize:
+        device = torch.get_default_device()
+        with torch.device("meta"):
+            module = build_torch(spec, batch_first=batch_first)
+        return module.to_empty(device=device)
     family = spec.family
     native = family.torch_native(spec)
     if spec.cell and (not native or spec.proj_size):
@@ -479,29 +490,83 @@ def keras_weight_arrays(structure):
     }
 
 
-def build_keras(spec):
+# The initialiser attributes of Keras's recurrent cells.
+KERAS_CELL_INITIALIZERS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
+
+
+@contextlib.contextmanager
+def zero_initialized(layers, attributes=KERAS_CELL_INITIALIZERS):
+    """Builds `layers` with zero-filled weights, then restores their own initialisers.
+
+    A converter overwrites every weight it builds, so Keras's initialisers
+    (the recurrent kernel's `orthogonal` is a QR of every `(units, 4*units)`
+    matrix) would be paid for nothing. The layers' initialiser objects are put
+    back after the build: `get_config()`, saving and any later
+    re-initialisation are exactly those of a layer built normally.
+
+    Args:
+        layers: unbuilt Keras cells (or plain layers), built inside the block.
+        attributes: the initialiser attributes to swap where a layer has them.
+    """
+    saved = [
+        (layer, name, getattr(layer, name))
+        for layer in layers
+        for name in attributes
+        if getattr(layer, name, None) is not None
+    ]
+    zeros = keras.initializers.Zeros()
+    for layer, name, _ in saved:
+        setattr(layer, name, zeros)
+    try:
+        yield
+    finally:
+        for layer, name, initializer in saved:
+            setattr(layer, name, initializer)
+
+
+def _unbuilt_cells(obj):
+    """The cells of a Keras cell, layer or `TorchRNN`, before it is built."""
+    from parity.stacked import TorchRNN
+
+    if isinstance(obj, TorchRNN):
+        units = obj.rnn_layers
+    else:
+        units = [obj]
+    cells = []
+    for unit in units:
+        if isinstance(unit, keras.layers.Bidirectional):
+            cells += [unit.forward_layer.cell, unit.backward_layer.cell]
+        else:
+            cells.append(getattr(unit, "cell", unit))
+    return cells
+
+
+def build_keras(spec, initialize=True):
     """A fresh, built Keras object for `spec`.
 
     A cell -> the Keras cell; one layer, one direction -> the Keras layer with
     `return_sequences=True, return_state=True`; anything else -> `TorchRNN`.
+    `initialize=False` is for callers that overwrite every weight (`to_keras`):
+    the weights are zero-filled instead of initialised (see `zero_initialized`).
     """
     from parity.stacked import TorchRNN
 
     family = spec.family
     kwargs = dict(use_bias=spec.bias, dtype=spec.dtype, **family.keras_kwargs(spec))
     if spec.cell:
-        cell = keras_cell_class(spec)(spec.hidden_size, **kwargs)
-        cell.build((None, spec.input_size))
-        return cell
-    if spec.num_layers == 1 and not spec.bidirectional:
-        layer = keras_layer_class(spec)(
+        obj = keras_cell_class(spec)(spec.hidden_size, **kwargs)
+        shape = (None, spec.input_size)
+    elif spec.num_layers == 1 and not spec.bidirectional:
+        obj = keras_layer_class(spec)(
             spec.hidden_size, return_sequences=True, return_state=True, **kwargs
         )
-        layer.build((None, None, spec.input_size))
-        return layer
-    model = TorchRNN.from_spec(spec)
-    model.build((None, None, spec.input_size))
-    return model
+        shape = (None, None, spec.input_size)
+    else:
+        obj = TorchRNN.from_spec(spec)
+        shape = (None, None, spec.input_size)
+    with zero_initialized([] if initialize else _unbuilt_cells(obj)):
+        obj.build(shape)
+    return obj
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""What every benchmark shares: threads, timing, the machine, the results file.
+
+Timing rule (issue 6): medians of at least `MIN_RUNS` runs, and every ratio
+is taken against a baseline measured in the same process, interleaved with
+the candidate. Each round runs every candidate in rotating order, so that a
+burst of load from other processes on a shared machine falls on all of them
+alike. A candidate's sample in a round is the mean of back-to-back calls
+filling about `SAMPLE_S` seconds, after one untimed call: on this 2-core VM
+waking sleeping worker threads (OpenMP, Eigen) costs 0.5-1 ms per call, which
+would otherwise be most of what a small model's call measures.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Intermediate results (one JSON per benchmark), under the ignored build/.
+RESULTS = os.path.join(ROOT, "build", "benchmarks")
+MIN_RUNS = 5
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+SAMPLE_S = 0.05
+
+
+def set_threads(threads=THREADS):
+    """The same thread count for every runtime in this process (before any op runs)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import keras
+
+        backend = keras.backend.backend()
+    except ImportError:
+        backend = None
+    if backend == "tensorflow" or "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def interleaved(candidates, rounds, warmup=2):
+    """Times `{name: callable}` in rotating order; returns `{name: [seconds per call]}`."""
+    repeats = {}
+    for name, fn in candidates.items():
+        for _ in range(warmup):
+            fn()
+        _, seconds = timed(fn)
+        repeats[name] = max(1, min(100, int(SAMPLE_S / max(seconds, 1e-6))))
+    times = {name: [] for name in candidates}
+    order = list(candidates)
+    for _ in range(max(rounds, MIN_RUNS)):
+        order = order[1:] + order[:1]
+        for name in order:
+            fn, repeat = candidates[name], repeats[name]
+            if repeat > 1:
+                fn()  # untimed: wakes the runtime's threads
+            start = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            times[name].append((time.perf_counter() - start) / repeat)
+    return times
+
+
+def summary(seconds):
+    """`{"median_ms", "min_ms", "runs"}` of a list of timings."""
+    return {
+        "median_ms": statistics.median(seconds) * 1e3,
+        "min_ms": min(seconds) * 1e3,
+        "runs": len(seconds),
+    }
+
+
+def timed(fn):
+    """`(result, seconds)` of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def machine():
+    """The machine and library versions, for the report."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo") as f:
+            memory = int(f.readline().split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    versions = {"python": platform.python_version()}
+    for name in ("numpy", "torch", "tensorflow", "keras", "jax"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": None if memory is None else round(memory, 1),
+        "threads": THREADS,
+        "system": f"{platform.system()} {platform.release()}",
+        "versions": versions,
+    }
+
+
+def load():
+    """`os.getloadavg()` (1, 5, 15 minutes), rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def write_results(name, payload):
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+    return path
+
+
+def read_results(name):
+    path = os.path.join(RESULTS, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_module(module, *args, backend="tensorflow", timeout=900):
+    """Runs `python -m benchmarks.<module>` in a fresh process with `KERAS_BACKEND`."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", f"benchmarks.{module}", *args]
+    print(f"$ KERAS_BACKEND={backend} {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=timeout)

@@ -1,0 +1,184 @@
+"""Writes docs/performance.md from build/benchmarks/*.json and benchmarks/notes.md.
+
+The tables are generated from the last `make bench` run; the explanation
+after them (what was tried, where the time goes) is `benchmarks/notes.md`,
+written by hand and copied in as it is.
+"""
+
+import datetime
+import os
+import sys
+
+from benchmarks import common
+
+DOC = os.path.join(common.ROOT, "docs", "performance.md")
+NOTES = os.path.join(common.ROOT, "benchmarks", "notes.md")
+BACKENDS = {"tensorflow": "TensorFlow (Keras's default)", "torch": "PyTorch", "jax": "JAX"}
+
+
+def _ms(value):
+    return f"{value:.3f} ms" if value < 1 else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine(machine, load_before, load_after):
+    v = machine["versions"]
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"{machine['system']}; {machine['threads']} threads for every runtime. "
+        f"Python {v['python']}, numpy {v['numpy']}, torch {v['torch']}, tensorflow "
+        f"{v['tensorflow']}, keras {v['keras']}, jax {v['jax']}. Load average "
+        f"(1/5/15 min) {load_before} before, {load_after} after."
+    )
+
+
+def inference_section(results):
+    out = ["## 1. Inference on CPU: ported model vs the PyTorch original", ""]
+    out.append(
+        "Median of interleaved runs (PyTorch and every Keras way alternate within each "
+        "round; a run is the mean of back-to-back calls filling ~50 ms, after one untimed "
+        "call); the ratio is Keras's median over PyTorch's median measured in the same "
+        "process. `max abs err` is the largest difference of the output sequence from "
+        "PyTorch's (parity's float32 tolerance is 1e-5)."
+    )
+    summary = {}
+    for backend, data in results.items():
+        rows = data["results"]
+        labels = list(rows[0]["keras"])
+        out += ["", f"### Keras on {BACKENDS[backend]}", ""]
+        header = ["workload", "PyTorch"] + [
+            rows[0]["keras"][label]["how"] for label in labels
+        ] + ["max abs err"]
+        table = []
+        for row in rows:
+            cells = [row["workload"], _ms(row["pytorch"]["median_ms"])]
+            for label in labels:
+                r = row["keras"][label]
+                cells.append(f"{_ms(r['median_ms'])} (**{r['ratio']:.2f}x**)")
+                summary.setdefault(row["workload"], {})
+            fast = row["keras"].get("compile_inference")
+            if fast:
+                summary[row["workload"]][backend] = fast
+            worst = max(r["max_abs_error"] for r in row["keras"].values())
+            cells.append(f"{worst:.1e}")
+            table.append(cells)
+        out.append(_table(header, table))
+        first = rows[0]
+        out += ["", f"{data['rounds']} rounds. " + _machine(
+            data["machine"], first["load_before"], rows[-1]["load_after"])]
+    out += ["", "### `compile_inference`, ratio to PyTorch by Keras backend", ""]
+    header = ["workload"] + [BACKENDS[b] for b in results] + ["best", "<= 1.0"]
+    table = []
+    for workload, by_backend in summary.items():
+        cells = [workload]
+        for backend in results:
+            r = by_backend.get(backend)
+            cells.append(f"{r['ratio']:.2f}x (min {r['min_ratio']:.2f}x)" if r else "-")
+        best_backend, best = min(by_backend.items(), key=lambda kv: kv[1]["ratio"])
+        cells += [f"{BACKENDS[best_backend]} {best['ratio']:.2f}x",
+                  "yes" if best["ratio"] <= 1.0 else "no"]
+        table.append(cells)
+    out.append(_table(header, table))
+    out += ["", "`min` is the ratio of the fastest runs, less sensitive to load from "
+            "other processes than the median."]
+    return out
+
+
+def conversion_section(data):
+    rows = data["rows"]
+    weights = data["weights_bytes"]
+    out = ["## 2. Conversion cost", "",
+           f"`{data['workload']}`: {data['parameters'] / 1e6:.1f} M parameters, "
+           f"{weights / 2**20:.0f} MiB in float32, both directions. Time: median of "
+           f"{data['rounds']} interleaved runs. Memory: each operation once in a fresh "
+           "process; peak resident memory above what the process held just before "
+           "(the result included), and numpy's peak allocation (`tracemalloc`).", ""]
+    table = []
+    for name, r in rows.items():
+        table.append([
+            f"`{name}`" if name != "numpy copy" else "one numpy copy of every weight (baseline)",
+            _ms(r["median_ms"]), f"**{r['ratio']:.2f}x**",
+            f"{r['peak_rss_bytes'] / 2**20:.0f} MiB", f"**{r['peak_rss_ratio']:.2f}x**",
+            f"{r['tracemalloc_peak_bytes'] / 2**20:.0f} MiB",
+        ])
+    out.append(_table(["operation", "median", "time / numpy copy", "peak extra RSS",
+                       "peak / weights", "numpy peak"], table))
+    out += ["", _machine(data["machine"], data["load_before"], data["load_after"])]
+    return out
+
+
+def main_job_section(data):
+    out = ["## 3. The main job", ""]
+    table = [[f"`{label}`", f"{r['median_s']:.1f} s", f"{r['min_s']:.1f} s", r["runs"]]
+             for label, r in data["rows"].items()]
+    out.append(_table(["command", "median wall time", "fastest", "runs"], table))
+    out += ["", _machine(data["machine"], data["load_before"], data["load_after"])]
+    return out
+
+
+def gpu_section(data):
+    out = ["## 4. GPU", ""]
+    if data is None:
+        out.append(
+            "**Not measured yet**: no GPU was available to the runs behind this page. "
+            "`python -m benchmarks.gpu` is the prepared check (it refuses without a GPU): "
+            "it proves from the ops that ran (TensorFlow's device-placement log of an "
+            "eager call, the ops of the compiled function, PyTorch's profiler) that the "
+            "converted Keras `LSTM`/`GRU` run cuDNN, and times them against PyTorch's "
+            "cuDNN on the same weights; `make bench` runs it where a GPU is visible."
+        )
+        return out
+    out.append(f"GPU: **{data['gpu']}** (CUDA {data['cuda']}, cuDNN {data['cudnn_torch']}).")
+    out.append("")
+    table = []
+    for r in data["results"]:
+        table.append([
+            f"{r['layer']} {r['size']}, batch {r['batch']}, {r['steps']} steps",
+            "yes: " + ", ".join(r["keras_cudnn_ops_ran"]) if r["keras_runs_cudnn"] else "**no**",
+            "yes" if r["pytorch_runs_cudnn"] else "no",
+            _ms(r["pytorch"]["median_ms"]), _ms(r["keras"]["median_ms"]),
+            f"**{r['ratio']:.2f}x**", f"{r['max_abs_error']:.1e}",
+        ])
+    out.append(_table(["workload", "Keras ran cuDNN", "PyTorch ran cuDNN", "PyTorch",
+                       "Keras `compile_inference`", "ratio", "max abs err"], table))
+    return out
+
+
+def main(argv=None):
+    results = {b: common.read_results(f"inference-{b}") for b in BACKENDS}
+    results = {b: r for b, r in results.items() if r is not None}
+    conversion = common.read_results("conversion")
+    main_job = common.read_results("main_job")
+    gpu = common.read_results("gpu")
+    today = datetime.date.today().isoformat()
+    lines = [
+        "# Performance",
+        "",
+        f"Generated by `make bench` (`python -m benchmarks.run`) on {today}; the tables "
+        "are this run's, the explanation after them is `benchmarks/notes.md`. Reproduce "
+        "with `make bench` (about 6-8 minutes on 2 cores).",
+        "",
+    ]
+    if results:
+        lines += inference_section(results) + [""]
+    if conversion:
+        lines += conversion_section(conversion) + [""]
+    if main_job:
+        lines += main_job_section(main_job) + [""]
+    lines += gpu_section(gpu) + [""]
+    with open(NOTES) as f:
+        lines.append(f.read().rstrip() + "\n")
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    with open(DOC, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
