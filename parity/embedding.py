@@ -13,6 +13,7 @@ import torch
 
 from parity.errors import ConversionError
 from parity.plain import PLAIN_DESCRIBE, PlainSpec, keras_dtype, torch_dtype
+from parity.torch_modules import build_uninitialized
 
 KIND = "embedding"
 TORCH_TYPE = torch.nn.Embedding
@@ -49,10 +50,7 @@ def keras_spec(layer):
 def build_torch(spec, initialize=True):
     """`initialize=False`: uninitialised memory, for callers that overwrite every weight."""
     if not initialize:
-        device = torch.get_default_device()
-        with torch.device("meta"):
-            module = build_torch(spec)
-        return module.to_empty(device=device)
+        return build_uninitialized(build_torch, spec)
     module = torch.nn.Embedding(spec.input_size, spec.output_size)
     return module.to(getattr(torch, spec.dtype))
 

@@ -30,6 +30,7 @@ from parity.naming import (
     torch_param_name,
 )
 from parity.registry import RECURRENT, lookup_type
+from parity.torch_modules import build_uninitialized
 
 
 
@@ -168,10 +169,7 @@ def build_torch(spec, batch_first=True, initialize=True):
     so PyTorch's `reset_parameters` is not paid for.
     """
     if not initialize:
-        device = torch.get_default_device()
-        with torch.device("meta"):
-            module = build_torch(spec, batch_first=batch_first)
-        return module.to_empty(device=device)
+        return build_uninitialized(build_torch, spec, batch_first=batch_first)
     family = spec.family
     native = family.torch_native(spec)
     if spec.cell and (not native or spec.proj_size):

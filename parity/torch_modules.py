@@ -13,6 +13,18 @@ the Keras layer in a `keras.Sequential` returns:
 import torch
 
 
+def build_uninitialized(build, *args, **kwargs):
+    """`build(*args, **kwargs)` on the meta device, then uninitialised CPU memory.
+
+    For converters that overwrite every weight: PyTorch's `reset_parameters`
+    is not paid for.
+    """
+    device = torch.get_default_device()
+    with torch.device("meta"):
+        module = build(*args, **kwargs)
+    return module.to_empty(device=device)
+
+
 class _SequenceOutputMixin:
     def __init__(self, *args, return_sequences=True, **kwargs):
         super().__init__(*args, **kwargs)
