@@ -5,9 +5,11 @@ is taken against a baseline measured in the same process, interleaved with
 the candidate. Each round runs every candidate in rotating order, so that a
 burst of load from other processes on a shared machine falls on all of them
 alike. A candidate's sample in a round is the mean of back-to-back calls
-filling about `SAMPLE_S` seconds, after one untimed call: on this 2-core VM
-waking sleeping worker threads (OpenMP, Eigen) costs 0.5-1 ms per call, which
-would otherwise be most of what a small model's call measures.
+filling about `SAMPLE_S` seconds, after a pause of `PAUSE_S` (the previous
+candidate's runtime threads, XLA's above all, spin on after their work and
+slowed PyTorch 2-3x when timed right after a JAX call) and one untimed call
+(on this 2-core VM waking sleeping worker threads costs 0.5-1 ms, most of
+what a small model's call would otherwise measure).
 """
 
 import json
@@ -24,6 +26,17 @@ RESULTS = os.path.join(ROOT, "build", "benchmarks")
 MIN_RUNS = 5
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SAMPLE_S = 0.05
+# Before each sample: a runtime's worker threads keep spinning for a while
+# after a call, slowing whatever runs next on a 2-core machine. JAX's (XLA's
+# Eigen pool) spin 0.2-1 s: PyTorch timed 0.2 s after a JAX call ran 2-3x
+# slower, 0.5 s after it at its own speed. `pause_for(backend)` picks it.
+PAUSE_S = 0.1
+
+
+def pause_for(backend):
+    """The pause before each sample when Keras runs on `backend` (`BENCH_PAUSE` overrides)."""
+    default = 0.5 if backend == "jax" else 0.1
+    return float(os.environ.get("BENCH_PAUSE", default))
 
 
 def set_threads(threads=THREADS):
@@ -48,9 +61,9 @@ def interleaved(candidates, rounds, warmup=2):
     """Times `{name: callable}` in rotating order; returns `{name: [seconds per call]}`."""
     repeats = {}
     for name, fn in candidates.items():
-        for _ in range(warmup):
+        for _ in range(warmup - 1):
             fn()
-        _, seconds = timed(fn)
+        _, seconds = timed(fn)  # the last warm-up call sizes the samples
         repeats[name] = max(1, min(100, int(SAMPLE_S / max(seconds, 1e-6))))
     times = {name: [] for name in candidates}
     order = list(candidates)
@@ -58,6 +71,7 @@ def interleaved(candidates, rounds, warmup=2):
         order = order[1:] + order[:1]
         for name in order:
             fn, repeat = candidates[name], repeats[name]
+            time.sleep(PAUSE_S)
             if repeat > 1:
                 fn()  # untimed: wakes the runtime's threads
             start = time.perf_counter()
@@ -119,6 +133,49 @@ def machine():
 def load():
     """`os.getloadavg()` (1, 5, 15 minutes), rounded."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_ticks():
+    """`(all busy ticks of the machine, this process's ticks)` from /proc."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return busy, sum(int(v) for v in own[11:15])  # utime, stime, and reaped children's
+
+
+class OtherLoad:
+    """Cores used by other processes while the block runs (`with OtherLoad() as l: ...; l.cores`)."""
+
+    def __enter__(self):
+        self.start = (time.perf_counter(), *_cpu_ticks())
+        return self
+
+    def __exit__(self, *exc):
+        end = (time.perf_counter(), *_cpu_ticks())
+        elapsed = end[0] - self.start[0]
+        hz = os.sysconf("SC_CLK_TCK")
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        self.cores = max(0.0, others / hz / elapsed) if elapsed > 0 else 0.0
+
+
+def wait_for_quiet(threshold=0.3, max_wait=None):
+    """Waits (up to `BENCH_MAX_WAIT` s) until other processes use under `threshold` cores.
+
+    On a shared machine a test run of someone else's can hold a core for
+    minutes; PyTorch's OpenMP threads then wait for each other at every
+    parallel region and its times grow 10x or more. Returns the seconds waited.
+    """
+    max_wait = float(os.environ.get("BENCH_MAX_WAIT", "60")) if max_wait is None else max_wait
+    waited = 0.0
+    while True:
+        with OtherLoad() as other:
+            time.sleep(0.5)
+        if other.cores < threshold or waited >= max_wait:
+            return waited
+        time.sleep(2.0)
+        waited += 2.5
 
 
 def write_results(name, payload):

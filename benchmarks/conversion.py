@@ -89,8 +89,10 @@ def main(argv=None):
     weights_bytes = sum(p.numel() * p.element_size() for p in lstm.parameters())
     parameters = sum(p.numel() for p in lstm.parameters())
     keras_model = parity.to_keras(lstm)
+    waited = common.wait_for_quiet()
     load_before = common.load()
-    times = common.interleaved(operations(lstm, keras_model), args.rounds, warmup=1)
+    with common.OtherLoad() as other:
+        times = common.interleaved(operations(lstm, keras_model), args.rounds, warmup=1)
     load_after = common.load()
     rows = {name: common.summary(seconds) for name, seconds in times.items()}
     baseline = rows["numpy copy"]["median_ms"]
@@ -113,6 +115,7 @@ def main(argv=None):
         "parameters": parameters, "weights_bytes": weights_bytes,
         "machine": common.machine(), "rounds": args.rounds, "rows": rows,
         "load_before": load_before, "load_after": load_after,
+        "other_cores": other.cores, "waited_s": waited,
     })
     print(f"wrote {path}")
     return 0

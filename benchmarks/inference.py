@@ -190,20 +190,23 @@ def run_workload(name, backend, rounds):
         calls[label] = call
         rows[label] = {"how": how, "first_call_s": first_s,
                        "max_abs_error": diff.max_abs_error, "within_tolerance": diff.ok}
+    waited = common.wait_for_quiet()
     load_before = common.load()
-    times = common.interleaved(calls, rounds)
+    with common.OtherLoad() as other:
+        times = common.interleaved(calls, rounds)
     baseline = common.summary(times["PyTorch"])
     for label in rows:
         rows[label].update(common.summary(times[label]))
         rows[label]["ratio"] = rows[label]["median_ms"] / baseline["median_ms"]
         rows[label]["min_ratio"] = rows[label]["min_ms"] / baseline["min_ms"]
     return {"workload": name, "sizes": SIZES[name], "pytorch": baseline, "keras": rows,
-            "load_before": load_before, "load_after": common.load()}
+            "load_before": load_before, "load_after": common.load(),
+            "other_cores": other.cores, "waited_s": waited}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "7")))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", str(common.MIN_RUNS))))
     parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
                         help="one workload (repeatable; default: all)")
     args = parser.parse_args(argv)
@@ -212,6 +215,7 @@ def main(argv=None):
 
     backend = keras.backend.backend()
     common.set_threads()
+    common.PAUSE_S = common.pause_for(backend)
     results = []
     for name in args.workload or list(WORKLOADS):
         row = run_workload(name, backend, args.rounds)

@@ -34,15 +34,17 @@ def wall_time(args):
 def main(argv=None):
     runs = int(os.environ.get("BENCH_MAIN_RUNS", str(common.MIN_RUNS)))
     rows = {}
+    waited = common.wait_for_quiet()
     load_before = common.load()
     for label, args in COMMANDS.items():
-        seconds = [wall_time(args) for _ in range(runs)]
+        with common.OtherLoad() as other:
+            seconds = [wall_time(args) for _ in range(runs)]
         rows[label] = {"median_s": statistics.median(seconds), "min_s": min(seconds),
-                       "runs": runs}
+                       "runs": runs, "other_cores": other.cores}
         print(f"{label}: median {rows[label]['median_s']:.1f} s over {runs} runs", flush=True)
     path = common.write_results("main_job", {
         "machine": common.machine(), "rows": rows,
-        "load_before": load_before, "load_after": common.load(),
+        "load_before": load_before, "load_after": common.load(), "waited_s": waited,
     })
     print(f"wrote {path}")
     return 0

@@ -53,7 +53,7 @@ def inference_section(results):
         out += ["", f"### Keras on {BACKENDS[backend]}", ""]
         header = ["workload", "PyTorch"] + [
             rows[0]["keras"][label]["how"] for label in labels
-        ] + ["max abs err"]
+        ] + ["max abs err", "other processes"]
         table = []
         for row in rows:
             cells = [row["workload"], _ms(row["pytorch"]["median_ms"])]
@@ -66,6 +66,7 @@ def inference_section(results):
                 summary[row["workload"]][backend] = fast
             worst = max(r["max_abs_error"] for r in row["keras"].values())
             cells.append(f"{worst:.1e}")
+            cells.append(f"{row.get('other_cores', float('nan')):.2f} cores")
             table.append(cells)
         out.append(_table(header, table))
         first = rows[0]
@@ -85,7 +86,9 @@ def inference_section(results):
         table.append(cells)
     out.append(_table(header, table))
     out += ["", "`min` is the ratio of the fastest runs, less sensitive to load from "
-            "other processes than the median."]
+            "other processes than the median. `other processes`: the cores other "
+            "processes kept busy while the workload was timed (each workload waits, up "
+            "to a minute, for the machine to be quiet first)."]
     return out
 
 
@@ -108,15 +111,19 @@ def conversion_section(data):
         ])
     out.append(_table(["operation", "median", "time / numpy copy", "peak extra RSS",
                        "peak / weights", "numpy peak"], table))
-    out += ["", _machine(data["machine"], data["load_before"], data["load_after"])]
+    out += ["", _machine(data["machine"], data["load_before"], data["load_after"])
+            + f" Other processes used {data.get('other_cores', float('nan')):.2f} cores "
+            "while the times were taken."]
     return out
 
 
 def main_job_section(data):
     out = ["## 3. The main job", ""]
-    table = [[f"`{label}`", f"{r['median_s']:.1f} s", f"{r['min_s']:.1f} s", r["runs"]]
+    table = [[f"`{label}`", f"{r['median_s']:.1f} s", f"{r['min_s']:.1f} s", r["runs"],
+              f"{r.get('other_cores', float('nan')):.2f} cores"]
              for label, r in data["rows"].items()]
-    out.append(_table(["command", "median wall time", "fastest", "runs"], table))
+    out.append(_table(["command", "median wall time", "fastest", "runs", "other processes"],
+                      table))
     out += ["", _machine(data["machine"], data["load_before"], data["load_after"])]
     return out
 
