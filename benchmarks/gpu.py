@@ -6,8 +6,8 @@ status 2, where there is none):
 1. builds `nn.LSTM` / `nn.GRU` (input and hidden 256; and 1024) on the GPU,
    converts each with `parity.to_keras` (same weights);
 2. proves from the ops that ran that Keras used cuDNN: the layer is called
-   eagerly with TensorFlow's device-placement log on, and the log must show
-   a `CudnnRNN*` op executed on the GPU; the compiled function
+   eagerly under TensorFlow's debugger (tfdbg2), whose record of executed
+   ops must show a `CudnnRNN*` op on the GPU; the compiled function
    `compile_inference` returns must contain that op too; PyTorch's profiler
    must show its `_cudnn_rnn` kernel;
 3. times PyTorch (cuDNN, `inference_mode`) and Keras (`compile_inference`,
@@ -16,13 +16,15 @@ status 2, where there is none):
 
     KERAS_BACKEND=tensorflow python -m benchmarks.gpu     # build/benchmarks/gpu.json
 
+It needs CUDA builds of both frameworks; constraints.txt pins CPU ones
+(torch `+cpu`), so install e.g. `tensorflow[and-cuda]==2.21.0` and the CUDA
+wheel of `torch==2.13.0` first.
+
 `make bench` runs it only where a GPU is visible; `benchmarks.report` puts
 its table, with the GPU's name, into docs/performance.md.
 """
 
-import contextlib
 import os
-import re
 import sys
 import tempfile
 
@@ -41,50 +43,40 @@ def gpu_available():
     return torch.cuda.is_available(), bool(tf.config.list_physical_devices("GPU"))
 
 
-@contextlib.contextmanager
-def captured_stderr():
-    """Captures file descriptor 2 (TensorFlow's C++ logging) into a string list."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        lines = []
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            lines.extend(tmp.read().decode(errors="replace").splitlines())
-
-
 def keras_ops_that_ran(layer, x):
-    """The TensorFlow ops one eager call of `layer` executed, with their devices."""
-    import tensorflow as tf
+    """`[(op type, device)]` of every op one eager call of `layer` executed.
 
-    tf.debugging.set_log_device_placement(True)
+    Recorded by TensorFlow's debugger (tfdbg2), which logs each eager op
+    execution with its output device.
+    """
+    import tensorflow as tf
+    from tensorflow.python.debug.lib import debug_events_reader
+
+    root = tempfile.mkdtemp(prefix="parity-gpu-")
+    tf.debugging.experimental.enable_dump_debug_info(
+        root, tensor_debug_mode="NO_TENSOR", circular_buffer_size=-1
+    )
     try:
-        with captured_stderr() as lines:
-            result = layer(x)
-            _ = [np.asarray(r) for r in result]
+        result = layer(x)
+        _ = [np.asarray(r) for r in result]
     finally:
-        tf.debugging.set_log_device_placement(False)
-    ran = []
-    for line in lines:
-        match = re.search(r"Executing op (\S+) in device (\S+)", line)
-        if match:
-            ran.append((match.group(1), match.group(2)))
-    return ran
+        tf.debugging.experimental.disable_dump_debug_info()
+    with debug_events_reader.DebugDataReader(root) as reader:
+        reader.update()
+        return [
+            (execution.op_type,
+             ",".join(reader.device_name_by_id(d)
+                      for d in (execution.output_tensor_device_ids or [])))
+            for execution in reader.executions()
+        ]
 
 
 def graph_op_types(concrete_function):
     """Every op type in a concrete function's graph and the functions it calls."""
-    types = {op.type for op in concrete_function.graph.get_operations()}
-    for function in concrete_function.graph._functions.values():
-        definition = function.cached_definition if hasattr(function, "cached_definition") \
-            else function.definition
-        types |= {node.op for node in definition.node_def}
+    graph_def = concrete_function.graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types |= {node.op for node in function.node_def}
     return types
 
 
@@ -166,9 +158,12 @@ def main(argv=None):
         return 2
     torch_gpu, tf_gpu = gpu_available()
     if not (torch_gpu and tf_gpu):
+        import torch
+
         print("benchmarks.gpu: no GPU visible (PyTorch: "
-              f"{'yes' if torch_gpu else 'no'}, TensorFlow: {'yes' if tf_gpu else 'no'}); "
-              "nothing measured. The GPU figures of docs/performance.md stay 'not measured'.")
+              f"{'yes' if torch_gpu else 'no'}, TensorFlow: {'yes' if tf_gpu else 'no'}; "
+              f"torch {torch.__version__}); nothing measured. Both frameworks need CUDA "
+              "builds and a GPU. The GPU figures of docs/performance.md stay 'not measured'.")
         return 2
     import tensorflow as tf
     import torch
