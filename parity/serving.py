@@ -371,21 +371,10 @@ def _unit_time_major(unit, x, initial_state, return_sequences, unroll):
         backward = ops.flip(backward, axis=0)  # processing order -> time order
     else:
         forward, backward = forward_states[0], backward_states[0]
-    mode = unit.merge_mode
-    if mode == "concat":
+    if unit.merge_mode == "concat":
         output = ops.concatenate([forward, backward], axis=-1)
-    elif mode == "sum":
-        output = forward + backward
-    elif mode == "ave":
-        output = (forward + backward) / 2
-    elif mode == "mul":
-        output = forward * backward
-    elif mode is None:
-        output = (forward, backward)
     else:
-        raise ValueError(
-            f"{unit.name}: unknown merge_mode for the fast path. Received: merge_mode={mode!r}"
-        )
+        output = _merge_directions(unit, forward, backward)
     return output, list(forward_states) + list(backward_states)
 
 
@@ -652,17 +641,10 @@ def _torch_layer_result(unit, outputs, finals, bidirectional):
         forward, backward = outputs[..., :units], outputs[..., units:]
     else:
         forward, backward = finals[0][0], finals[0][1]
-    mode = unit.merge_mode
-    if mode == "concat":
+    if unit.merge_mode == "concat":
         output = outputs if unit.return_sequences else ops.concatenate([forward, backward], -1)
-    elif mode == "sum":
-        output = forward + backward
-    elif mode == "ave":
-        output = (forward + backward) / 2
-    elif mode == "mul":
-        output = forward * backward
     else:
-        output = (forward, backward)
+        output = _merge_directions(unit, forward, backward)
     if not unit.return_state:
         return output
     return (output + tuple(states)) if mode is None else (output, *states)
@@ -701,3 +683,19 @@ def _scan_tensorflow(step, sequence, states):
         lambda t, *_: t < steps, body, (tf.constant(0), states, outputs)
     )
     return outputs.stack(), states
+
+
+def _merge_directions(unit, forward, backward):
+    """`Bidirectional`'s non-concat merge modes (concat is laid out by the callers)."""
+    mode = unit.merge_mode
+    if mode == "sum":
+        return forward + backward
+    if mode == "ave":
+        return (forward + backward) / 2
+    if mode == "mul":
+        return forward * backward
+    if mode is None:
+        return (forward, backward)
+    raise ValueError(
+        f"{unit.name}: unknown merge_mode for the fast path. Received: merge_mode={mode!r}"
+    )
