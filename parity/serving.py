@@ -647,7 +647,7 @@ def _torch_layer_result(unit, outputs, finals, bidirectional):
         output = _merge_directions(unit, forward, backward)
     if not unit.return_state:
         return output
-    return (output + tuple(states)) if mode is None else (output, *states)
+    return (output + tuple(states)) if unit.merge_mode is None else (output, *states)
 
 
 # --------------------------------------------------------------------------

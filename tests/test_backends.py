@@ -33,3 +33,20 @@ def test_torch_backend_float64_limit_is_reported():
     assert "note: matmul computes float64 in float32 on the torch backend" in result.stdout
     # the float64 tolerance was not loosened: the comparison fails
     assert result.stdout.splitlines()[0] == "FAIL"
+
+
+def test_compile_inference_on_the_torch_backend():
+    """`compile_inference` has its own code path on Keras's torch backend (PyTorch's
+    fused kernels on the Keras weights); run its tests there too, in the default suite.
+
+    A regression in that path (a `NameError` for `Bidirectional(merge_mode=None,
+    return_state=True)`) once passed the TensorFlow-only default suite.
+    """
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         os.path.join(os.path.dirname(__file__), "test_serving.py")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
