@@ -1,29 +1,44 @@
-"""GPU check: converted Keras LSTM/GRU layers run cuDNN, and how fast (issue 6, part 4).
+"""GPU check: do converted Keras LSTM/GRU layers run cuDNN, and how fast (issue 6, part 4).
 
 One short script for a machine with an NVIDIA GPU (it refuses, with exit
-status 2, where there is none):
+status 2, where there is none). It runs on the Keras backend that
+`KERAS_BACKEND` names; run it once per backend you ship on:
 
-1. builds `nn.LSTM` / `nn.GRU` (input and hidden 256; and 1024) on the GPU,
-   converts each with `parity.to_keras` (same weights);
-2. proves from the ops that ran that Keras used cuDNN: the layer is called
-   eagerly under TensorFlow's debugger (tfdbg2), whose record of executed
-   ops must show a `CudnnRNN*` op on the GPU; the compiled function
-   `compile_inference` returns must contain that op too; PyTorch's profiler
-   must show its `_cudnn_rnn` kernel;
-3. times PyTorch (cuDNN, `inference_mode`) and Keras (`compile_inference`,
-   i.e. the layer's own cuDNN call inside `tf.function`), interleaved,
-   medians of at least 5 runs, each call synchronised.
+    KERAS_BACKEND=torch      python -m benchmarks.gpu   # benchmarks/results/gpu-torch.json
+    KERAS_BACKEND=tensorflow python -m benchmarks.gpu   # needs a CUDA build of TensorFlow
+    KERAS_BACKEND=jax        python -m benchmarks.gpu   # needs a CUDA build of jaxlib
 
-    KERAS_BACKEND=tensorflow python -m benchmarks.gpu     # build/benchmarks/gpu.json
+For each workload (LSTM and GRU with input = hidden 256 and 1024, and a
+2-layer bidirectional LSTM(256); batch 64, 100 steps) it
 
-It needs CUDA builds of both frameworks; constraints.txt pins CPU ones
-(torch `+cpu`), so install e.g. `tensorflow[and-cuda]==2.21.0` and the CUDA
-wheel of `torch==2.13.0` first.
+1. builds the PyTorch module on the GPU and converts it with
+   `parity.to_keras` (the same weights);
+2. records the ops that ran -- not only the time -- for three calls:
+   PyTorch's module, the Keras model's own call, and `compile_inference`:
+   - torch backend: PyTorch's profiler; cuDNN ran when `aten::_cudnn_rnn`
+     (the op behind cuDNN's fused RNN kernels) is among the recorded ops;
+   - TensorFlow: the debugger's (tfdbg2) record of an eager call must show
+     a `CudnnRNN*` op placed on the GPU, and the graph `compile_inference`
+     traced must contain one;
+   - JAX: the compiled HLO must call a cuDNN RNN (Keras's JAX backend has
+     no cuDNN RNN, so this reports "no", from the HLO);
+3. checks the outputs against a float64 CPU run of the PyTorch module
+   (cuDNN may use TF32 on Ampere and later: the error with PyTorch's
+   default `allow_tf32` and with it off are both recorded);
+4. times the three calls, interleaved, medians of at least 5 rounds, each
+   call synchronised with the GPU.
 
-`make bench` runs it only where a GPU is visible; `benchmarks.report` puts
-its table, with the GPU's name, into docs/performance.md.
+The GPU results are committed (`benchmarks/results/`), because `make bench`
+usually runs on a machine without a GPU; `benchmarks.report` puts them,
+with the GPU named, into docs/performance.md.
+
+`--cpu-smoke` runs the same pipeline on the CPU with tiny sizes (it proves
+the script works, records that no cuDNN ran, and writes to `build/`): the
+test suite runs it so that the script cannot rot between GPU runs.
 """
 
+import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -32,23 +47,51 @@ import numpy as np
 
 from benchmarks import common
 
-SIZES = ((256, 64, 100), (1024, 64, 100))  # (input = hidden, batch, steps)
+# (layer, input = hidden, layers, bidirectional); batch and steps below.
+CASES = (
+    ("LSTM", 256, 1, False),
+    ("GRU", 256, 1, False),
+    ("LSTM", 1024, 1, False),
+    ("GRU", 1024, 1, False),
+    ("LSTM", 256, 2, True),
+)
+BATCH, STEPS = 64, 100
+SMOKE_CASES = (("LSTM", 8, 1, False), ("GRU", 8, 2, True))
+SMOKE_BATCH, SMOKE_STEPS = 2, 5
+GPU_RESULTS = os.path.join(common.ROOT, "benchmarks", "results")
 
 
-def gpu_available():
-    """`(torch sees a GPU, TensorFlow sees a GPU)`."""
-    import tensorflow as tf
+# --------------------------------------------------------------------------
+# What ran, per backend
+# --------------------------------------------------------------------------
+
+
+def torch_ops_that_ran(fn):
+    """`(op names, CUDA kernel names by total time)` of one call of `fn`, from PyTorch's profiler."""
     import torch
+    from torch.profiler import ProfilerActivity, profile
 
-    return torch.cuda.is_available(), bool(tf.config.list_physical_devices("GPU"))
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+        _synchronize("torch")
+    events = prof.key_averages()
+    ops = sorted({e.key for e in events if e.key.startswith("aten::")})
+    kernels = sorted(
+        (e for e in events if e.device_type.name == "CUDA"),
+        key=lambda e: -getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0)),
+    )
+    return ops, [e.key[:80] for e in kernels[:4]]
 
 
-def keras_ops_that_ran(layer, x):
-    """`[(op type, device)]` of every op one eager call of `layer` executed.
+def torch_ran_cudnn(ops):
+    return "aten::_cudnn_rnn" in ops
 
-    Recorded by TensorFlow's debugger (tfdbg2), which logs each eager op
-    execution with its output device.
-    """
+
+def tensorflow_ops_that_ran(fn):
+    """`[(op type, device)]` of every op one eager call executed (tfdbg2's record)."""
     import tensorflow as tf
     from tensorflow.python.debug.lib import debug_events_reader
 
@@ -57,8 +100,7 @@ def keras_ops_that_ran(layer, x):
         root, tensor_debug_mode="NO_TENSOR", circular_buffer_size=-1
     )
     try:
-        result = layer(x)
-        _ = [np.asarray(r) for r in result]
+        _first_output_to_host(fn())
     finally:
         tf.debugging.experimental.disable_dump_debug_info()
     with debug_events_reader.DebugDataReader(root) as reader:
@@ -71,7 +113,7 @@ def keras_ops_that_ran(layer, x):
         ]
 
 
-def graph_op_types(concrete_function):
+def tensorflow_graph_op_types(concrete_function):
     """Every op type in a concrete function's graph and the functions it calls."""
     graph_def = concrete_function.graph.as_graph_def()
     types = {node.op for node in graph_def.node}
@@ -80,117 +122,236 @@ def graph_op_types(concrete_function):
     return types
 
 
-def torch_kernels_that_ran(module, x):
-    import torch
-    from torch.profiler import ProfilerActivity, profile
+def jax_custom_calls(fn, x):
+    """The custom-call targets in the compiled HLO of `jax.jit(fn)(x)`."""
+    import re
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        with torch.inference_mode():
-            module(x)
-        torch.cuda.synchronize()
-    return {event.key for event in prof.key_averages()}
+    import jax
+
+    text = jax.jit(fn).lower(x).compile().as_text()
+    return sorted(set(re.findall(r'custom_call_target="([^"]+)"', text)))
 
 
-def run_case(kind, size, batch, steps, rounds):
+# --------------------------------------------------------------------------
+# One workload
+# --------------------------------------------------------------------------
+
+
+def _synchronize(backend):
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
+def _first(result):
+    while isinstance(result, (list, tuple)):
+        result = result[0]
+    return result
+
+
+def _first_output_to_host(result):
     import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(_first(result)), dtype="float64")
+
+
+def _block(backend, result):
+    """Waits until `result` is computed on the device, without copying it."""
+    first = _first(result)
+    if backend == "torch":
+        _synchronize("torch")
+    elif backend == "jax":
+        first.block_until_ready()
+    else:
+        import tensorflow as tf
+
+        tf.test.experimental.sync_devices()
+    return result
+
+
+def _torch_module(kind, size, layers, bidirectional, device):
+    import torch
+
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(
+        size, size, num_layers=layers, bidirectional=bidirectional, batch_first=True
+    )
+    return module.to(device).eval()
+
+
+def _keras_input(backend, x):
+    if backend == "torch":
+        import torch
+
+        return torch.from_numpy(x).to("cuda" if torch.cuda.is_available() else "cpu")
+    if backend == "jax":
+        import jax
+
+        return jax.device_put(x)
     import tensorflow as tf
+
+    with tf.device("/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"):
+        return tf.constant(x)
+
+
+def run_case(backend, kind, size, layers, bidirectional, batch, steps, rounds):
     import torch
 
     import parity
     from parity.serving import compile_inference
 
-    torch.manual_seed(0)
-    module = getattr(torch.nn, kind)(size, size, batch_first=True).cuda().eval()
-    keras_layer = parity.to_keras(module.cpu())
-    module.cuda()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    module = _torch_module(kind, size, layers, bidirectional, device)
+    # converted straight from the module on the GPU
+    keras_model = parity.to_keras(module)
     x = np.random.default_rng(0).normal(size=(batch, steps, size)).astype("float32")
-    x_torch = torch.from_numpy(x).cuda()
-    with tf.device("/GPU:0"):
-        x_keras = tf.constant(x)
-
-    ran = keras_ops_that_ran(keras_layer, x_keras)
-    cudnn_ran = sorted({op for op, device in ran if op.startswith("CudnnRNN") and "GPU" in device})
-    fast = compile_inference(keras_layer)
-    fast(x_keras)
-    compiled_types = graph_op_types(fast._call.get_concrete_function(x_keras, None))
-    torch_kernels = torch_kernels_that_ran(module, x_torch)
+    x_torch = torch.from_numpy(x).to(device)
+    x_keras = _keras_input(backend, x)
+    fast = compile_inference(keras_model)
 
     def torch_call():
         with torch.inference_mode():
-            out = module(x_torch)
-        torch.cuda.synchronize()
-        return out
+            return _block("torch", module(x_torch))
 
     def keras_call():
-        out = fast(x_keras)
-        return [np.asarray(o) for o in out][0]  # copies to host: waits for the GPU
+        return _block(backend, keras_model(x_keras, training=False))
 
-    def torch_to_host():
-        with torch.inference_mode():
-            return module(x_torch)[0].cpu().numpy()
+    def fast_call():
+        return _block(backend, fast(x_keras))
 
-    difference = float(np.abs(keras_call() - torch_to_host()).max())
+    # Outputs against a float64 CPU run of the same module.
+    reference_module = copy.deepcopy(module).cpu().double()
+    with torch.no_grad():
+        reference = reference_module(torch.from_numpy(x).double())[0].numpy()
+    errors = {}
+    allow_tf32 = torch.backends.cudnn.allow_tf32
+    for tf32 in sorted({allow_tf32, False}, reverse=True):
+        torch.backends.cudnn.allow_tf32 = tf32
+        label = "default" if tf32 == allow_tf32 else "tf32_off"
+        errors[label] = {
+            name: float(np.abs(_first_output_to_host(fn()) - reference).max())
+            for name, fn in (("pytorch", torch_call), ("keras_call", keras_call),
+                             ("compile_inference", fast_call))
+        }
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+
+    evidence = {}
+    torch_ops, torch_kernels = torch_ops_that_ran(torch_call)
+    evidence["pytorch"] = {"cudnn": torch_ran_cudnn(torch_ops), "kernels": torch_kernels}
+    if backend == "torch":
+        for name, fn in (("keras_call", keras_call), ("compile_inference", fast_call)):
+            ops, kernels = torch_ops_that_ran(fn)
+            evidence[name] = {
+                "cudnn": torch_ran_cudnn(ops), "kernels": kernels,
+                "ops": [op for op in ops if "rnn" in op or "lstm" in op or "gru" in op],
+            }
+    elif backend == "tensorflow":
+        ran = tensorflow_ops_that_ran(keras_call)
+        cudnn_ops = sorted({op for op, dev in ran if op.startswith("CudnnRNN") and "GPU" in dev})
+        evidence["keras_call"] = {"cudnn": bool(cudnn_ops), "ops": cudnn_ops}
+        fast_call()
+        graph = tensorflow_graph_op_types(fast._call.get_concrete_function(x_keras, None))
+        graph_cudnn = sorted(t for t in graph if t.startswith("CudnnRNN"))
+        evidence["compile_inference"] = {"cudnn": bool(graph_cudnn), "ops": graph_cudnn}
+    else:
+        targets = jax_custom_calls(lambda inputs: keras_model(inputs, training=False), x_keras)
+        cudnn = [t for t in targets if "cudnn" in t.lower() and "rnn" in t.lower()]
+        evidence["keras_call"] = {"cudnn": bool(cudnn), "custom_calls": targets}
+        evidence["compile_inference"] = dict(evidence["keras_call"])
+
     times = common.interleaved(
-        {"PyTorch": lambda: torch_to_host(), "Keras": keras_call}, rounds
+        {"pytorch": torch_call, "keras_call": keras_call, "compile_inference": fast_call},
+        rounds,
     )
-    torch_row, keras_row = common.summary(times["PyTorch"]), common.summary(times["Keras"])
+    rows = {name: common.summary(seconds) for name, seconds in times.items()}
+    base = rows["pytorch"]["median_ms"]
+    layer = f"{'bidirectional ' if bidirectional else ''}{kind}"
     return {
-        "layer": kind, "size": size, "batch": batch, "steps": steps,
-        "keras_cudnn_ops_ran": cudnn_ran,
-        "keras_compiled_cudnn_ops": sorted(t for t in compiled_types if t.startswith("Cudnn")),
-        "torch_cudnn_kernels": sorted(k for k in torch_kernels if "cudnn" in k.lower()),
-        "pytorch": torch_row, "keras": keras_row,
-        "ratio": keras_row["median_ms"] / torch_row["median_ms"],
-        "max_abs_error": difference,
-        "keras_runs_cudnn": bool(cudnn_ran) and any(
-            t.startswith("Cudnn") for t in compiled_types),
-        "pytorch_runs_cudnn": any("cudnn" in k.lower() for k in torch_kernels),
+        "layer": layer, "size": size, "layers": layers, "batch": batch, "steps": steps,
+        "times": rows,
+        "ratios": {name: row["median_ms"] / base for name, row in rows.items()},
+        "errors": errors, "evidence": evidence,
     }
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def gpu_visible(backend):
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    return True
 
 
 def main(argv=None):
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cpu-smoke", action="store_true",
+                        help="tiny sizes on the CPU: checks the script, measures nothing")
+    parser.add_argument("--out", help="folder for the JSON (default: benchmarks/results, "
+                        "or build/benchmarks with --cpu-smoke)")
+    args = parser.parse_args(argv)
     import keras
-
-    if keras.backend.backend() != "tensorflow":
-        print("benchmarks.gpu checks Keras's TensorFlow backend; run it with "
-              f"KERAS_BACKEND=tensorflow. Received: {keras.backend.backend()}")
-        return 2
-    torch_gpu, tf_gpu = gpu_available()
-    if not (torch_gpu and tf_gpu):
-        import torch
-
-        print("benchmarks.gpu: no GPU visible (PyTorch: "
-              f"{'yes' if torch_gpu else 'no'}, TensorFlow: {'yes' if tf_gpu else 'no'}; "
-              f"torch {torch.__version__}); nothing measured. Both frameworks need CUDA "
-              "builds and a GPU. The GPU figures of docs/performance.md stay 'not measured'.")
-        return 2
-    import tensorflow as tf
     import torch
 
-    rounds = int(os.environ.get("BENCH_ROUNDS", "7"))
+    backend = keras.backend.backend()
+    if not args.cpu_smoke and not gpu_visible(backend):
+        print(f"benchmarks.gpu: no GPU visible to PyTorch and Keras's {backend} backend "
+              f"(torch {torch.__version__}); nothing measured. Both need CUDA builds and a "
+              "GPU. The GPU figures of docs/performance.md stay as they are.")
+        return 2
+    cases, batch, steps = (SMOKE_CASES, SMOKE_BATCH, SMOKE_STEPS) if args.cpu_smoke \
+        else (CASES, BATCH, STEPS)
+    rounds = int(os.environ.get("BENCH_ROUNDS", "2" if args.cpu_smoke else "7"))
     results = []
-    for size, batch, steps in SIZES:
-        for kind in ("LSTM", "GRU"):
-            row = run_case(kind, size, batch, steps, rounds)
-            results.append(row)
-            print(f"{kind} {size}: cuDNN in Keras {row['keras_runs_cudnn']} "
-                  f"({', '.join(row['keras_cudnn_ops_ran']) or 'none ran'}), in PyTorch "
-                  f"{row['pytorch_runs_cudnn']}; PyTorch {row['pytorch']['median_ms']:.2f} ms, "
-                  f"Keras {row['keras']['median_ms']:.2f} ms ({row['ratio']:.2f}x), "
-                  f"max abs diff {row['max_abs_error']:.1e}", flush=True)
-    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    for kind, size, layers, bidirectional in cases:
+        row = run_case(backend, kind, size, layers, bidirectional, batch, steps, rounds)
+        results.append(row)
+        ev = row["evidence"]
+        print(f"{row['layer']} {size} x{layers}: cuDNN ran in PyTorch "
+              f"{ev['pytorch']['cudnn']}, Keras call {ev['keras_call']['cudnn']}, "
+              f"compile_inference {ev['compile_inference']['cudnn']}; PyTorch "
+              f"{row['times']['pytorch']['median_ms']:.2f} ms, Keras call "
+              f"{row['ratios']['keras_call']:.2f}x, compile_inference "
+              f"{row['ratios']['compile_inference']:.2f}x; max abs error vs float64 "
+              f"{row['errors']}", flush=True)
     payload = {
-        "gpu": torch.cuda.get_device_name(0),
-        "tensorflow_gpu": details.get("device_name"),
-        "cuda": torch.version.cuda, "cudnn_torch": torch.backends.cudnn.version(),
-        "machine": common.machine(), "rounds": rounds, "results": results,
+        "backend": backend,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "allow_tf32_default": torch.backends.cudnn.allow_tf32,
+        "machine": common.machine(), "rounds": rounds, "smoke": args.cpu_smoke,
+        "results": results,
     }
-    path = common.write_results("gpu", payload)
+    out = args.out or (common.RESULTS if args.cpu_smoke else GPU_RESULTS)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"gpu-{backend}.json")
+    import json
+
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
     print(f"wrote {path}")
-    failed = [f"{r['layer']} {r['size']}" for r in results if not r["keras_runs_cudnn"]]
+    if args.cpu_smoke:
+        return 0
+    failed = [f"{r['layer']} {r['size']}" for r in results
+              if not r["evidence"]["keras_call"]["cudnn"]]
     if failed:
-        print(f"Keras did NOT run cuDNN for: {', '.join(failed)}")
+        print(f"Keras's own call did NOT run cuDNN on the {backend} backend for: "
+              f"{', '.join(failed)}")
         return 1
     return 0
 
