@@ -153,8 +153,12 @@ def _first(result):
 
 def _first_output_to_host(result):
     import keras
+    import torch
 
-    return np.asarray(keras.ops.convert_to_numpy(_first(result)), dtype="float64")
+    first = _first(result)
+    if isinstance(first, torch.Tensor):  # PyTorch's own output, on any Keras backend
+        return first.detach().cpu().double().numpy()
+    return np.asarray(keras.ops.convert_to_numpy(first), dtype="float64")
 
 
 def _block(backend, result):

@@ -531,26 +531,48 @@ def _torch_native_call(obj, inputs, initial_state):
             return None
         else:
             layers.append(unit)
+    first = layers[0]
+    x = _as_compute_dtype(inputs, first)
+    if x.is_cuda and not all(_keras_runs_cudnn(layer) for layer in layers):
+        # On a GPU `torch._VF` runs cuDNN, which may compute float32 in TF32
+        # (`torch.backends.cudnn.allow_tf32`, on by default) where Keras's own
+        # call of these layers uses matrix products: the fused loop keeps the
+        # model's own numerics.
+        return None
     params = [_torch_params(layer.cell) for layer in layers]
     if any(p is None for p in params) or len({p[0] for p in params}) != 1:
         return None
     kernel_fn = params[0][0]
     flat = [tensor for _, tensors in params for tensor in tensors]
     bidirectional = isinstance(units[0], keras.layers.Bidirectional)
-    first = layers[0]
-    x = _as_compute_dtype(inputs, first)
     if len(layers) == 1 and first.go_backwards:
         x = x.flip(1)  # a lone reverse layer: outputs in processing order, as Keras
     states = _torch_initial_states(obj, units, initial_state, x, first.cell)
     is_lstm = isinstance(first.cell, keras.layers.LSTMCell)
-    result = kernel_fn(
-        x, tuple(states) if is_lstm else states[0], flat, first.cell.use_bias,
-        len(units), 0.0, False, bidirectional, True,
-    )
+    with warnings.catch_warnings():
+        # cuDNN: "RNN module weights are not part of single contiguous chunk of
+        # memory" is advice for an `nn.LSTM` module (`flatten_parameters()`); Keras
+        # variables cannot be views of cuDNN's buffer, so it is packed per call.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        result = kernel_fn(
+            x, tuple(states) if is_lstm else states[0], flat, first.cell.use_bias,
+            len(units), 0.0, False, bidirectional, True,
+        )
     outputs, finals = result[0], list(result[1:])
     if isinstance(obj, TorchRNN):
         return [outputs] + finals if obj.return_state else outputs
     return _torch_layer_result(obj, outputs, finals, bidirectional)
+
+
+def _keras_runs_cudnn(layer):
+    """Whether Keras's own call of `layer` runs cuDNN on a GPU (its torch backend's rule)."""
+    return (
+        isinstance(layer.cell, (keras.layers.LSTMCell, keras.layers.GRUCell))
+        and layer.cell.use_bias
+        and not layer.unroll
+        and not layer.cell.recurrent_dropout
+        and getattr(layer, "use_cudnn", "auto") in ("auto", True)
+    )
 
 
 def _torch_plain(obj, inputs):
@@ -608,7 +630,12 @@ def _torch_params(cell):
         kernel, recurrent = torch_gates(kernel), torch_gates(recurrent)
         biases = None if bias is None else [torch_gates(bias[0]), torch_gates(bias[1])]
     # Transposed views: PyTorch's matrix products take them without a copy.
-    return kernel_fn, [kernel.T, recurrent.T] + (biases or [])
+    weights = [kernel.T, recurrent.T]
+    if kernel.is_cuda:
+        # cuDNN packs the weights into one buffer of its own layout at every call
+        # (as for Keras's own cuDNN call) and needs each one contiguous to do so.
+        weights = [w.contiguous() for w in weights]
+    return kernel_fn, weights + (biases or [])
 
 
 def _torch_initial_states(obj, units, initial_state, x, cell):

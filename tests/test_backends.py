@@ -50,3 +50,27 @@ def test_compile_inference_on_the_torch_backend():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+
+
+def test_gpu_check_script_runs(tmp_path):
+    """`benchmarks/gpu.py` runs on GPUs only now and then; its `--cpu-smoke` mode runs
+    the whole pipeline (conversion, ops recorded by PyTorch's profiler, errors,
+    timings) on the CPU, so that the script is known to work before a GPU run."""
+    import json
+
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3",
+               BENCH_ROUNDS="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--cpu-smoke", "--out", str(tmp_path)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    payload = json.loads((tmp_path / "gpu-torch.json").read_text())
+    assert payload["smoke"] is True and len(payload["results"]) == 2
+    for row in payload["results"]:
+        # no GPU: nothing ran cuDNN, and the profiler's record says so
+        assert {name: ev["cudnn"] for name, ev in row["evidence"].items()} == {
+            "pytorch": False, "keras_call": False, "compile_inference": False}
+        assert max(row["errors"]["default"].values()) < 1e-5
+        assert set(row["ratios"]) == {"pytorch", "keras_call", "compile_inference"}
