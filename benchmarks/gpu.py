@@ -122,13 +122,11 @@ def tensorflow_graph_op_types(concrete_function):
     return types
 
 
-def jax_custom_calls(fn, x):
-    """The custom-call targets in the compiled HLO of `jax.jit(fn)(x)`."""
+def jax_custom_calls(lowered):
+    """The custom-call targets in the compiled HLO of a lowered JAX function."""
     import re
 
-    import jax
-
-    text = jax.jit(fn).lower(x).compile().as_text()
+    text = lowered.compile().as_text()
     return sorted(set(re.findall(r'custom_call_target="([^"]+)"', text)))
 
 
@@ -260,10 +258,16 @@ def run_case(backend, kind, size, layers, bidirectional, batch, steps, rounds):
         graph_cudnn = sorted(t for t in graph if t.startswith("CudnnRNN"))
         evidence["compile_inference"] = {"cudnn": bool(graph_cudnn), "ops": graph_cudnn}
     else:
-        targets = jax_custom_calls(lambda inputs: keras_model(inputs, training=False), x_keras)
-        cudnn = [t for t in targets if "cudnn" in t.lower() and "rnn" in t.lower()]
-        evidence["keras_call"] = {"cudnn": bool(cudnn), "custom_calls": targets}
-        evidence["compile_inference"] = dict(evidence["keras_call"])
+        import jax
+
+        for name, lowered in (
+            ("keras_call", jax.jit(lambda inputs: keras_model(inputs, training=False))
+             .lower(x_keras)),
+            ("compile_inference", fast._jax_lower(x_keras)),
+        ):
+            targets = jax_custom_calls(lowered)
+            cudnn = [t for t in targets if "cudnn" in t.lower() and "rnn" in t.lower()]
+            evidence[name] = {"cudnn": bool(cudnn), "custom_calls": targets}
 
     times = common.interleaved(
         {"pytorch": torch_call, "keras_call": keras_call, "compile_inference": fast_call},

@@ -24,8 +24,13 @@ measured fastest (docs/performance.md):
   run on PyTorch's own fused kernels (`torch._VF`, which Keras's torch
   backend also calls for cuDNN), reading the Keras variables through
   transposed views; `Embedding` and `Dense` skip `Layer.__call__`;
-- on a GPU (TensorFlow, JAX), the model's own call runs inside the compiled
-  function instead, because Keras's LSTM/GRU call then runs cuDNN.
+- on a GPU: TensorFlow runs the model's own call inside the compiled
+  function instead, because Keras's LSTM/GRU call then runs cuDNN; PyTorch
+  runs its cuDNN kernels where Keras's own call would (LSTM/GRU with bias)
+  and the fused loop elsewhere, keeping the model's numerics; JAX keeps the
+  fused XLA loop (Keras's own cuDNN LSTM gave wrong results under `jax.jit`
+  on an H200, and the loop measured 0.4-0.8x PyTorch's cuDNN there:
+  docs/performance.md).
 
 It reads the layers' own variables at every call and never copies them: the
 model keeps the standard Keras layers and weight layout, saves and loads as
@@ -191,6 +196,10 @@ class InferenceFunction:
                 return self._run(inputs, initial_state)
 
         compiled = jax.jit(pure)
+        # For inspection (benchmarks/gpu.py reads the compiled HLO).
+        self._jax_lower = lambda inputs, initial_state=None: compiled.lower(
+            [v.value for v in variables], inputs, initial_state
+        )
         return lambda inputs, initial_state: compiled(
             [v.value for v in variables], inputs, initial_state
         )
@@ -202,10 +211,10 @@ def _accelerator_in_use(backend):
         import tensorflow as tf
 
         return bool(tf.config.list_logical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
+    # JAX: never. Keras's own LSTM call runs cuDNN there (jax.experimental.rnn),
+    # but under `jax.jit` on an H200 an LSTM's cuDNN output feeding a
+    # Bidirectional SimpleRNN came out wrong by 0.5 (eager was right); the fused
+    # XLA loop here is correct and measured faster (docs/performance.md).
     return False
 
 

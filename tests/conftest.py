@@ -16,6 +16,12 @@ if torch.cuda.is_available():
     # H200 (docs/performance.md): that is a precision choice of the runtime, not
     # of the conversion, so the suite runs without it.
     torch.backends.cudnn.allow_tf32 = False
+if os.environ["KERAS_BACKEND"] == "jax":
+    import jax  # noqa: E402
+
+    # Likewise JAX: float32 matrix products (and cuDNN's LSTM) on a GPU run at
+    # reduced precision unless asked for the highest (a no-op on the CPU).
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture
