@@ -57,8 +57,11 @@ def set_threads(threads=THREADS):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def interleaved(candidates, rounds, warmup=2):
-    """Times `{name: callable}` in rotating order; returns `{name: [seconds per call]}`."""
+def interleaved(candidates, rounds, warmup=2, before_sample=None):
+    """Times `{name: callable}` in rotating order; returns `{name: [seconds per call]}`.
+
+    `before_sample`, if given, runs untimed before each sample (e.g. `gc.collect`).
+    """
     repeats = {}
     for name, fn in candidates.items():
         for _ in range(warmup - 1):
@@ -72,6 +75,8 @@ def interleaved(candidates, rounds, warmup=2):
         for name in order:
             fn, repeat = candidates[name], repeats[name]
             time.sleep(PAUSE_S)
+            if before_sample is not None:
+                before_sample()
             if repeat > 1:
                 fn()  # untimed: wakes the runtime's threads
             start = time.perf_counter()

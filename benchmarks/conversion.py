@@ -92,7 +92,12 @@ def main(argv=None):
     waited = common.wait_for_quiet()
     load_before = common.load()
     with common.OtherLoad() as other:
-        times = common.interleaved(operations(lstm, keras_model), args.rounds, warmup=1)
+        # gc.collect() before each sample: a Keras model is freed by the garbage
+        # collector (its layers refer to each other), and until it is, the next
+        # conversion cannot reuse its memory but has to fault in fresh pages
+        # (~1.5 ms per MiB on this VM), which the numpy copy never has to.
+        times = common.interleaved(operations(lstm, keras_model), args.rounds, warmup=1,
+                                   before_sample=gc.collect)
     load_after = common.load()
     rows = {name: common.summary(seconds) for name, seconds in times.items()}
     baseline = rows["numpy copy"]["median_ms"]

@@ -307,7 +307,9 @@ def to_torch(keras_obj):
         return models.sequential_to_torch(keras_obj)
     side = keras_side(keras_obj)
     module = _build(side.spec, "torch")
-    copy_weights(keras_obj, module)
+    arrays, targets, _ = prepare_copy(keras_obj, module)
+    # The module is new: its parameters may take the converted arrays' memory.
+    write_plan(arrays, targets, adopt=True)
     if isinstance(side.spec, recurrent.RecurrentSpec) and not side.spec.cell:
         structure = recurrent.keras_structure(keras_obj)
         if structure.stateful:

@@ -63,11 +63,11 @@ def build_torch(spec, initialize=True):
 
 
 def build_keras(spec, name=None, initialize=True):
-    """`initialize=False`: zero-filled weights, Keras's initialisers kept for `get_config()`."""
-    from parity.recurrent import zero_initialized
+    """`initialize=False`: unfilled weights, Keras's initialisers kept for `get_config()`."""
+    from parity.recurrent import unfilled
 
     layer = keras.layers.Dense(spec.output_size, use_bias=spec.bias, dtype=spec.dtype, name=name)
-    with zero_initialized([] if initialize else [layer], ("kernel_initializer", "bias_initializer")):
+    with unfilled([] if initialize else [layer], ("kernel_initializer", "bias_initializer")):
         layer.build((None, spec.input_size))
     return layer
 

@@ -56,11 +56,11 @@ def build_torch(spec, initialize=True):
 
 
 def build_keras(spec, name=None, initialize=True):
-    """`initialize=False`: zero-filled weights, Keras's initialiser kept for `get_config()`."""
-    from parity.recurrent import zero_initialized
+    """`initialize=False`: unfilled weights, Keras's initialiser kept for `get_config()`."""
+    from parity.recurrent import unfilled
 
     layer = keras.layers.Embedding(spec.input_size, spec.output_size, dtype=spec.dtype, name=name)
-    with zero_initialized([] if initialize else [layer], ("embeddings_initializer",)):
+    with unfilled([] if initialize else [layer], ("embeddings_initializer",)):
         layer.build((None,))
     return layer
 

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import torch
 
+from parity import fastcopy
 from parity.dtypes import dtype_name
 from parity.errors import ConversionError
 
@@ -65,18 +66,35 @@ def check_plan(arrays, targets, dst_label, source_names=None):
         )
 
 
-def write_plan(arrays, targets):
-    """Writes every array into its target (call `check_plan` first)."""
+def write_plan(arrays, targets, adopt=False):
+    """Writes every array into its target (call `check_plan` first).
+
+    An array a transform made (`fastcopy.owns_its_memory`) is not copied again
+    where the destination can take its buffer: a Keras variable on TensorFlow
+    takes the tensor `fastcopy.transpose` made; with `adopt=True` (the
+    destination was just built by `to_torch`, and nothing else refers to its
+    parameters' memory) a CPU parameter takes the array's buffer as its storage.
+    """
+    adopted = set()  # an array under two keys is adopted once: parameters never share
     for key, target in targets.items():
-        array = np.ascontiguousarray(arrays[key])
+        array = arrays[key]
         if isinstance(target, torch.nn.Parameter) and not isinstance(target, keras.Variable):
+            if (adopt and target.device.type == "cpu" and id(array) not in adopted
+                    and fastcopy.owns_its_memory(array)):
+                target.data = fastcopy.adoptable_torch_tensor(array)
+                adopted.add(id(array))
+                continue
             with torch.no_grad(), warnings.catch_warnings():
                 # A read-only source view (`Side.arrays(copy=False)`): torch
                 # warns about writing through it, but `copy_` only reads it.
                 warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                target.copy_(torch.from_numpy(array))
+                target.copy_(torch.from_numpy(np.ascontiguousarray(array)))
+            continue
+        tensor = fastcopy.fresh_tensorflow_tensor(array)
+        if tensor is not None and keras.backend.backend() == "tensorflow":
+            target.assign(tensor)  # the variable takes the new buffer
         else:
-            target.assign(array)
+            target.assign(np.ascontiguousarray(array))
 
 
 def is_keras(obj):

@@ -492,15 +492,34 @@ def keras_weight_arrays(structure):
 KERAS_CELL_INITIALIZERS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
 
 
+class Unfilled(keras.initializers.Initializer):
+    """Memory for a weight that is about to be overwritten, not filled with anything.
+
+    TensorFlow: an uninitialised tensor (`tf.raw_ops.Empty(init=False)`); the
+    other backends: `keras.ops.empty` (zeros on JAX). Only for converters,
+    which check that every weight has a value before building (`check_plan`)
+    and then write all of them.
+    """
+
+    def __call__(self, shape, dtype=None):
+        dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.raw_ops.Empty(shape=list(shape), dtype=tf.as_dtype(dtype), init=False)
+        return keras.ops.empty(shape, dtype=dtype)
+
+
 @contextlib.contextmanager
-def zero_initialized(layers, attributes=KERAS_CELL_INITIALIZERS):
-    """Builds `layers` with zero-filled weights, then restores their own initialisers.
+def unfilled(layers, attributes=KERAS_CELL_INITIALIZERS):
+    """Builds `layers` with unfilled weights (`Unfilled`), then restores their own initialisers.
 
     A converter overwrites every weight it builds, so Keras's initialisers
     (the recurrent kernel's `orthogonal` is a QR of every `(units, 4*units)`
-    matrix) would be paid for nothing. The layers' initialiser objects are put
-    back after the build: `get_config()`, saving and any later
-    re-initialisation are exactly those of a layer built normally.
+    matrix), or even a zero fill (a pass over all the memory), would be paid
+    for nothing. The layers' initialiser objects are put back after the
+    build: `get_config()`, saving and any later re-initialisation are
+    exactly those of a layer built normally.
 
     Args:
         layers: unbuilt Keras cells (or plain layers), built inside the block.
@@ -512,9 +531,8 @@ def zero_initialized(layers, attributes=KERAS_CELL_INITIALIZERS):
         for name in attributes
         if getattr(layer, name, None) is not None
     ]
-    zeros = keras.initializers.Zeros()
     for layer, name, _ in saved:
-        setattr(layer, name, zeros)
+        setattr(layer, name, Unfilled())
     try:
         yield
     finally:
@@ -545,7 +563,7 @@ def build_keras(spec, initialize=True):
     A cell -> the Keras cell; one layer, one direction -> the Keras layer with
     `return_sequences=True, return_state=True`; anything else -> `TorchRNN`.
     `initialize=False` is for callers that overwrite every weight (`to_keras`):
-    the weights are zero-filled instead of initialised (see `zero_initialized`).
+    the weights are left unfilled instead of initialised (see `unfilled`).
     """
     from parity.stacked import TorchRNN
 
@@ -562,7 +580,7 @@ def build_keras(spec, initialize=True):
     else:
         obj = TorchRNN.from_spec(spec)
         shape = (None, None, spec.input_size)
-    with zero_initialized([] if initialize else _unbuilt_cells(obj)):
+    with unfilled([] if initialize else _unbuilt_cells(obj)):
         obj.build(shape)
     return obj
 
