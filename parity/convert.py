@@ -6,6 +6,7 @@ into the other framework's keys and layouts. A copy checks the two specs,
 maps the arrays, validates every key, shape and dtype, and only then writes.
 """
 
+import concurrent.futures
 import dataclasses
 from typing import Callable
 
@@ -185,14 +186,19 @@ def prepare_copy(src, dst):
         `(arrays, targets, dst_label)`, validated: `plan.write_plan(arrays,
         targets)` performs the copy.
     """
-    src_side, dst_side = side_of(src), side_of(dst)
+    return _prepare(side_of(src), side_of(dst))
+
+
+def _prepare(src_side, dst_side, arrays=None):
+    """`prepare_copy` for two `Side`s; `arrays`: the source's, already mapped."""
     if src_side.framework == dst_side.framework:
         raise ConversionError(
             f"copy_weights copies between PyTorch and Keras; both objects are "
             f"{src_side.framework}. Received: {src_side.label} and {dst_side.label}"
         )
     _check_architectures(src_side, dst_side)
-    arrays = src_side.to_other(src_side.arrays(copy=False))
+    if arrays is None:
+        arrays = src_side.to_other(src_side.arrays(copy=False))
     check_plan(arrays, dst_side.targets, dst_side.label)
     return arrays, dst_side.targets, dst_side.label
 
@@ -278,8 +284,16 @@ def to_keras(torch_module):
             "Keras layer with stateful=True. Received: StatefulRNN"
         )
     side = torch_side(torch_module)
-    keras_obj = _build(side.spec, "keras")
-    copy_weights(torch_module, keras_obj)
+    # The weight transforms (mostly transposes, in TensorFlow's or PyTorch's
+    # kernels, which release the GIL) need nothing from the new layers: they
+    # run while Keras builds them, which is Python. A third less time on 2 cores
+    # for a large model (docs/performance.md).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(lambda: side.to_other(side.arrays(copy=False)))
+        keras_obj = _build(side.spec, "keras")
+        arrays = pending.result()
+    arrays, targets, _ = _prepare(side, keras_side(keras_obj), arrays)
+    write_plan(arrays, targets)
     return keras_obj
 
 
