@@ -3,6 +3,10 @@
 Issue 6, part 2. Workload: `nn.LSTM(1024, 1024, num_layers=4,
 bidirectional=True)`. Time: median of interleaved runs of `to_keras(lstm)`,
 `to_torch(keras_model)` and the baseline, one numpy copy of every weight.
+The median is
+of warm calls (the garbage collector run before each, so that memory freed by
+the previous call can be reused); each operation's first call in a fresh
+process, which has to fault in all its new memory, is reported apart.
 Memory: each operation runs once in a fresh process, which reports the peak
 resident memory above what it held just before (`VmHWM` after resetting it
 through `/proc/self/clear_refs`) and the peak of numpy's allocations
@@ -19,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
 
 from benchmarks import common
@@ -65,12 +70,15 @@ def measure_memory(operation):
         f.write("5")  # resets VmHWM to the current resident size
     before = _status_bytes("VmRSS")
     tracemalloc.start()
+    start = time.perf_counter()
     result = fn()
+    first_call = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     peak = _status_bytes("VmHWM") - before
     del result
-    return {"peak_rss_bytes": peak, "tracemalloc_peak_bytes": traced_peak}
+    return {"peak_rss_bytes": peak, "tracemalloc_peak_bytes": traced_peak,
+            "first_call_ms": first_call * 1e3}
 
 
 def main(argv=None):

@@ -118,7 +118,8 @@ def conversion_section(data):
     out = ["## 2. Conversion cost", "",
            f"`{data['workload']}`: {data['parameters'] / 1e6:.1f} M parameters, "
            f"{weights / 2**20:.0f} MiB in float32, both directions. Time: median of "
-           f"{data['rounds']} interleaved runs. Memory: each operation once in a fresh "
+           f"{data['rounds']} interleaved warm runs (garbage collected before each). "
+           "Memory and the first call: each operation once in a fresh "
            "process; peak resident memory above what the process held just before "
            "(the result included), and numpy's peak allocation (`tracemalloc`).", ""]
     table = []
@@ -126,10 +127,12 @@ def conversion_section(data):
         table.append([
             f"`{name}`" if name != "numpy copy" else "one numpy copy of every weight (baseline)",
             _ms(r["median_ms"]), f"**{r['ratio']:.2f}x**",
+            _ms(r["first_call_ms"]) if "first_call_ms" in r else "-",
             f"{r['peak_rss_bytes'] / 2**20:.0f} MiB", f"**{r['peak_rss_ratio']:.2f}x**",
             f"{r['tracemalloc_peak_bytes'] / 2**20:.0f} MiB",
         ])
-    out.append(_table(["operation", "median", "time / numpy copy", "peak extra RSS",
+    out.append(_table(["operation", "median", "time / numpy copy",
+                       "first call in a fresh process", "peak extra RSS",
                        "peak / weights", "numpy peak"], table))
     out += ["", _machine(data["machine"], data["load_before"], data["load_after"])
             + f" Other processes used {data.get('other_cores', float('nan')):.2f} cores "

@@ -28,6 +28,7 @@ from parity.convert import copy_weights, to_keras, to_torch  # noqa: E402
 from parity.diagnose import Diagnosis, Mistake, diagnose  # noqa: E402
 from parity.errors import ConversionError, ParityError  # noqa: E402
 from parity.gradients import GradientReport, assert_gradients, compare_gradients  # noqa: E402
+from parity.serving import compile_inference  # noqa: E402
 from parity.stacked import TorchRNN  # noqa: E402
 from parity.tolerance import default_tolerance  # noqa: E402
 
@@ -43,6 +44,7 @@ __all__ = [
     "assert_parity",
     "compare",
     "compare_gradients",
+    "compile_inference",
     "copy_weights",
     "default_tolerance",
     "diagnose",

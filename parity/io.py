@@ -1139,9 +1139,10 @@ def _build_torch(checkpoint):
         )
     if len(layers) == 1 and layers[0][0] == "":
         spec = layers[0][1]
+        # Every weight is then loaded (load_state_dict, strict): no initialisation.
         if isinstance(spec, recurrent.RecurrentSpec):
-            return recurrent.build_torch(spec)
-        return PLAIN[spec.kind].build_torch(spec)
+            return recurrent.build_torch(spec, initialize=False)
+        return PLAIN[spec.kind].build_torch(spec, initialize=False)
     return models.torch_model_from_specs(layers)
 
 

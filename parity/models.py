@@ -292,7 +292,8 @@ def sequential_to_keras(sequential):
         family, role = found
         if (role == "plain" and family is PLAIN.get("embedding") and first is None
                 and getattr(sequential, "mask_kind", None) == "zero_index"):
-            layer = family.build_keras(family.torch_spec(child), name=keras_name)
+            layer = family.build_keras(family.torch_spec(child), name=keras_name,
+                                       initialize=False)  # copy_weights fills it
             layer.mask_zero = layer.supports_masking = True  # as Embedding(mask_zero=True) sets them
             copy_weights(child, layer)
             first = (role, family, child)
@@ -306,7 +307,8 @@ def sequential_to_keras(sequential):
         if role == "layer":
             layer = _keras_recurrent_for_sequential(child, keras_name)
         else:
-            layer = family.build_keras(family.torch_spec(child), name=keras_name)
+            layer = family.build_keras(family.torch_spec(child), name=keras_name,
+                                       initialize=False)  # copy_weights fills it
             copy_weights(child, layer)
         if first is None:
             first = (role, family, child)

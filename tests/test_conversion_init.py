@@ -1,6 +1,6 @@
 """Converters skip the initialisation they would overwrite, invisibly.
 
-`to_keras` builds Keras layers with zero-filled weights instead of running
+`to_keras` builds Keras layers with unfilled weights instead of running
 their initialisers (the recurrent kernel's `orthogonal` is a QR per matrix)
 and then gives the layers their own initialisers back; `to_torch` builds
 modules on the meta device and gives them uninitialised memory. Neither may
@@ -61,11 +61,12 @@ def test_to_keras_reports_keras_default_initializers(case):
     converted = _initializer_configs(keras_obj)
     ordinary = _initializer_configs(_ordinary_layer(keras_obj))
     assert converted and converted == ordinary
-    # ... and none of them is the Zeros the weights were built with, except
+    # ... and none of them is a stand-in the weights were built with, except
     # where Keras's own default is zeros (biases).
     defaults = {k: v["class_name"] for k, v in converted.items()}
-    assert all(name != "Zeros" for (_, _, key), name in defaults.items()
+    assert all(name not in ("Zeros", "Unfilled") for (_, _, key), name in defaults.items()
                if key != "bias_initializer")
+    assert "Unfilled" not in defaults.values()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -95,7 +96,7 @@ def test_converted_model_reinitialises_like_a_fresh_one():
     clone.build((None, None, 3))
     kernel = keras.ops.convert_to_numpy(clone.cell.recurrent_kernel)
     # orthogonal (5 orthonormal rows of 20), as a fresh LSTM's recurrent
-    # kernel: not the zeros the converted layer was built with
+    # kernel: not the unfilled memory the converted layer was built with
     np.testing.assert_allclose(kernel @ kernel.T, np.eye(5), atol=1e-5)
 
 

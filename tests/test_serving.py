@@ -208,3 +208,8 @@ def test_fast_call_inside_a_compiled_function(rng):
 def test_unbuilt_model_is_refused():
     with pytest.raises(ValueError, match="built"):
         compile_inference(keras.layers.LSTM(5))
+
+
+def test_compile_inference_is_exported_at_the_top_level():
+    assert parity.compile_inference is compile_inference
+    assert "compile_inference" in parity.__all__
