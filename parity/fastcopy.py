@@ -44,8 +44,16 @@ _fresh_tensors = {}
 
 
 def _tensorflow():
-    """TensorFlow, if this process has already imported it (it is never imported here)."""
-    return sys.modules.get("tensorflow")
+    """TensorFlow, if this process has finished importing it (it is never imported here).
+
+    `to_keras` runs the transforms in a second thread while Keras builds the
+    layers, and that build may be what imports TensorFlow: a module still
+    being imported is in `sys.modules` half made, so it is not used.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or getattr(getattr(tf, "__spec__", None), "_initializing", False):
+        return None
+    return tf
 
 
 def _fast(array):

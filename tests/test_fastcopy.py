@@ -155,3 +155,18 @@ def test_an_array_written_to_two_parameters_is_adopted_once():
     write_plan({"a": shared, "b": shared}, targets, adopt=True)
     targets["a"].data.add_(1.0)
     np.testing.assert_array_equal(targets["b"].detach().numpy(), np.ones(3))
+
+
+def test_a_tensorflow_import_in_progress_is_not_used(monkeypatch, rng):
+    """`to_keras` transposes in a second thread while the main thread may be importing
+    TensorFlow; a half-imported module must not be used (it has no `transpose` yet)."""
+    import sys
+    import types
+
+    half = types.ModuleType("tensorflow")
+    half.__spec__ = types.SimpleNamespace(_initializing=True)
+    monkeypatch.setitem(sys.modules, "tensorflow", half)
+    source = rng.normal(size=BIG).astype("float32")
+    result = fastcopy.transpose(source)
+    np.testing.assert_array_equal(result, source.T)
+    assert fastcopy.fresh_tensorflow_tensor(result) is None
