@@ -27,11 +27,11 @@ from parity.plan import is_keras, is_torch
 from parity.registry import lookup_type
 from parity.stacked import TorchRNN
 from parity.torch_modules import MaskedSequential, StatefulRNN
-from parity.tolerance import diff_arrays, diff_table
+from parity.tolerance import DiffSummary, diff_arrays, diff_table
 
 
 @dataclasses.dataclass
-class ParityReport:
+class ParityReport(DiffSummary):
     """The element-wise comparison of every output of both sides.
 
     Attributes:
@@ -56,13 +56,8 @@ class ParityReport:
     def __getitem__(self, name):
         return self.outputs[name]
 
-    @property
-    def max_abs_error(self):
-        return max((d.max_abs_error for d in self.outputs.values()), default=0.0)
-
-    @property
-    def max_rel_error(self):
-        return max((d.max_rel_error for d in self.outputs.values()), default=0.0)
+    def _diffs(self):
+        return self.outputs.values()
 
     @property
     def ok(self):

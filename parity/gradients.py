@@ -34,7 +34,7 @@ from parity.torch_modules import StatefulRNN
 from parity.dtypes import dtype_name
 from parity.errors import ConversionError, ParityError
 from parity.stacked import TorchRNN
-from parity.tolerance import default_tolerance, diff_arrays, diff_table
+from parity.tolerance import DiffSummary, default_tolerance, diff_arrays, diff_table
 
 LOSSES = ("mse", "sum", "cross_entropy")
 
@@ -45,7 +45,7 @@ LOSSES = ("mse", "sum", "cross_entropy")
 
 
 @dataclasses.dataclass
-class GradientReport:
+class GradientReport(DiffSummary):
     """The gradient of one loss on both sides, compared per PyTorch weight.
 
     Attributes:
@@ -74,13 +74,8 @@ class GradientReport:
     def __getitem__(self, name):
         return self.gradients[name]
 
-    @property
-    def max_abs_error(self):
-        return max((d.max_abs_error for d in self.gradients.values()), default=0.0)
-
-    @property
-    def max_rel_error(self):
-        return max((d.max_rel_error for d in self.gradients.values()), default=0.0)
+    def _diffs(self):
+        return self.gradients.values()
 
     @property
     def ok(self):

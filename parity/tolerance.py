@@ -23,6 +23,21 @@ def default_tolerance(dtype):
     return {"atol": atol, "rtol": rtol}
 
 
+class DiffSummary:
+    """The largest errors over a report's `OutputDiff`s (the ones `_diffs()` gives)."""
+
+    def _diffs(self):
+        raise NotImplementedError
+
+    @property
+    def max_abs_error(self):
+        return max((d.max_abs_error for d in self._diffs()), default=0.0)
+
+    @property
+    def max_rel_error(self):
+        return max((d.max_rel_error for d in self._diffs()), default=0.0)
+
+
 @dataclasses.dataclass
 class OutputDiff:
     """How far one output is from its reference.
