@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each in a fresh process, then docs/performance.md.
 
-    python -m benchmarks.run            # about 6-8 minutes on 2 cores
+    python -m benchmarks.run            # about 5-8 minutes on 2 cores
     python -m benchmarks.run --quick    # fewer rounds, to try the pipeline
 
 Inference runs once per Keras backend (TensorFlow, PyTorch, and JAX where it
