@@ -39,6 +39,7 @@ test suite runs it so that the script cannot rot between GPU runs.
 
 import argparse
 import copy
+import json
 import os
 import sys
 import tempfile
@@ -348,8 +349,6 @@ def main(argv=None):
     out = args.out or (common.RESULTS if args.cpu_smoke else GPU_RESULTS)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"gpu-{backend}.json")
-    import json
-
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
     print(f"wrote {path}")

@@ -54,6 +54,10 @@ class Side:
             }
         return {key: _read_only_view(t) for key, t in self.targets.items()}
 
+    def mapped_arrays(self):
+        """This side's weights in the other side's keys and layouts (`to_other`)."""
+        return self.to_other(self.arrays(copy=False))
+
 
 def _read_only_view(t):
     """A read-only numpy view of a parameter or variable (a copy where none exists)."""
@@ -198,7 +202,7 @@ def _prepare(src_side, dst_side, arrays=None):
         )
     _check_architectures(src_side, dst_side)
     if arrays is None:
-        arrays = src_side.to_other(src_side.arrays(copy=False))
+        arrays = src_side.mapped_arrays()
     check_plan(arrays, dst_side.targets, dst_side.label)
     return arrays, dst_side.targets, dst_side.label
 
@@ -289,7 +293,7 @@ def to_keras(torch_module):
     # run while Keras builds them, which is Python. A third less time on 2 cores
     # for a large model (docs/performance.md).
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(lambda: side.to_other(side.arrays(copy=False)))
+        pending = pool.submit(side.mapped_arrays)
         keras_obj = _build(side.spec, "keras")
         arrays = pending.result()
     arrays, targets, _ = _prepare(side, keras_side(keras_obj), arrays)

@@ -66,7 +66,7 @@ def transpose(array):
         return np.ascontiguousarray(array.T)
     tf = _tensorflow()
     if tf is None:
-        return _as_torch(array).t().contiguous().numpy()
+        return torch_view(array).t().contiguous().numpy()
     result = tf.transpose(_as_tensorflow(tf, array))
     view = np.asarray(result)  # shares the result's buffer, and keeps it alive
     _fresh_tensors[id(view)] = result
@@ -94,12 +94,13 @@ def adoptable_torch_tensor(array):
     tensor = fresh_tensorflow_tensor(array)
     if tensor is not None:
         return torch.utils.dlpack.from_dlpack(_tensorflow().experimental.dlpack.to_dlpack(tensor))
-    return _as_torch(array)
+    return torch_view(array)
 
 
-def _as_torch(array):
+def torch_view(array):
+    """`torch.from_numpy(array)`, quietly for a read-only view (which is only read)."""
     with warnings.catch_warnings():
-        # Read-only views are only read here; torch warns about any of them.
+        # torch warns about any read-only array, though reading it is safe.
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         return torch.from_numpy(array)
 
@@ -107,5 +108,5 @@ def _as_torch(array):
 def _as_tensorflow(tf, array):
     """`array` as a TensorFlow tensor, on the same memory where TensorFlow accepts it."""
     if array.flags.c_contiguous and array.ctypes.data % TENSORFLOW_ALIGNMENT == 0:
-        return tf.experimental.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(_as_torch(array)))
+        return tf.experimental.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(torch_view(array)))
     return tf.convert_to_tensor(array)

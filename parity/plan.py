@@ -7,7 +7,6 @@ wrong dtypes — are collected and raised as one `ConversionError` before the
 first write, so a failed copy leaves the destination as it was.
 """
 
-import warnings
 
 import keras
 import numpy as np
@@ -84,11 +83,9 @@ def write_plan(arrays, targets, adopt=False):
                 target.data = fastcopy.adoptable_torch_tensor(array)
                 adopted.add(id(array))
                 continue
-            with torch.no_grad(), warnings.catch_warnings():
-                # A read-only source view (`Side.arrays(copy=False)`): torch
-                # warns about writing through it, but `copy_` only reads it.
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                target.copy_(torch.from_numpy(np.ascontiguousarray(array)))
+            with torch.no_grad():
+                # A read-only source view (`Side.arrays(copy=False)`): `copy_` only reads it.
+                target.copy_(fastcopy.torch_view(np.ascontiguousarray(array)))
             continue
         tensor = fastcopy.fresh_tensorflow_tensor(array)
         if tensor is not None and keras.backend.backend() == "tensorflow":

@@ -196,13 +196,14 @@ class InferenceFunction:
                 return self._run(inputs, initial_state)
 
         compiled = jax.jit(pure)
+
+        def arguments(inputs, initial_state):
+            return [v.value for v in variables], inputs, initial_state
+
         # For inspection (benchmarks/gpu.py reads the compiled HLO).
         self._jax_lower = lambda inputs, initial_state=None: compiled.lower(
-            [v.value for v in variables], inputs, initial_state
-        )
-        return lambda inputs, initial_state: compiled(
-            [v.value for v in variables], inputs, initial_state
-        )
+            *arguments(inputs, initial_state))
+        return lambda inputs, initial_state: compiled(*arguments(inputs, initial_state))
 
 
 def _accelerator_in_use(backend):
